@@ -1,0 +1,508 @@
+//! Read side of the catalog: queries, instance lookups, the journal and blob
+//! placement records, all answered from the local projection.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use rocksdb::{IteratorMode, DB};
+use tessera_dicom::matching::Matcher;
+use tessera_proto::v1::InstanceStored;
+use tokio::sync::watch;
+
+use crate::db::{self, index_key, join_key, prefix_key};
+use crate::projection::{self, INDEX_ACCESSION, INDEX_PATIENT_ID, INDEX_STUDY_DATE};
+use crate::records::{decode, BlobRecord, InstanceRecord, PatientRecord, SeriesRecord, StudyRecord};
+use crate::{CatalogError, LogStore, StateMachine};
+
+/// Query and retrieve level, as in the DICOM Query/Retrieve information models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Patient,
+    Study,
+    Series,
+    Instance,
+}
+
+/// One page of query results, each a map from DICOM keyword to value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryPage {
+    pub records: Vec<BTreeMap<String, String>>,
+    /// Matches before `offset` and `limit` were applied.
+    pub total: u64,
+}
+
+/// A stored instance as the index knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInstance {
+    pub stored: InstanceStored,
+    pub log_index: u64,
+    pub accepted_at_ms: i64,
+}
+
+/// The read handle of the catalog. Cheap to clone; every clone sees writes as
+/// soon as the state machine applies them.
+#[derive(Clone)]
+pub struct Catalog {
+    db: Arc<DB>,
+    applied: watch::Receiver<u64>,
+}
+
+/// Everything a node needs from one catalog database.
+pub struct OpenedCatalog {
+    pub catalog: Catalog,
+    pub log_store: LogStore,
+    pub state_machine: StateMachine,
+}
+
+impl Catalog {
+    /// Opens the catalog database at `path` with its log store and state machine.
+    pub fn open(path: &Path) -> Result<OpenedCatalog, CatalogError> {
+        let db = db::open_db(path)?;
+        let (state_machine, applied) =
+            StateMachine::new(db.clone()).map_err(|e| CatalogError::Decode {
+                what: "applied log id",
+                key: "applied".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(OpenedCatalog {
+            catalog: Catalog {
+                db: db.clone(),
+                applied,
+            },
+            log_store: LogStore::new(db),
+            state_machine,
+        })
+    }
+
+    /// Log index of the last event applied to the local index.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until the local index has applied `index`; false on timeout.
+    ///
+    /// Cancel safe: dropping the future only stops waiting.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let mut receiver = self.applied.clone();
+        let wait = receiver.wait_for(|applied| *applied >= index);
+        matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(_)))
+    }
+
+    /// A receiver that changes whenever an event is applied, for change feeds.
+    pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    pub fn instance(&self, sop_uid: &str) -> Result<Option<StoredInstance>, CatalogError> {
+        let record = projection::instance_by_sop(&self.db, sop_uid)?;
+        Ok(record.map(to_stored_instance))
+    }
+
+    /// Instances of a study, or of one series when `series_uid` is given, in
+    /// series then SOP Instance UID order.
+    pub fn instances_of(
+        &self,
+        study_uid: &str,
+        series_uid: Option<&str>,
+    ) -> Result<Vec<StoredInstance>, CatalogError> {
+        let prefix = match series_uid {
+            Some(series) => prefix_key(&[study_uid, series]),
+            None => prefix_key(&[study_uid]),
+        };
+        let rows = self.scan_prefix(db::CF_INSTANCES, &prefix)?;
+        rows.into_iter()
+            .map(|(key, value)| {
+                decode::<InstanceRecord>("instance", &key, &value).map(to_stored_instance)
+            })
+            .collect()
+    }
+
+    /// Journal events from `from_index` on, at most `max` of them.
+    pub fn journal_from(&self, from_index: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, CatalogError> {
+        let family = db::cf(&self.db, db::CF_JOURNAL);
+        let start = index_key(from_index);
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        let mut events = Vec::new();
+        for item in self.db.iterator_cf(&family, mode).take(max) {
+            let (key, value) = item.map_err(CatalogError::rocks("read journal"))?;
+            events.push((db::index_from_key(&key), value.to_vec()));
+        }
+        Ok(events)
+    }
+
+    /// Every blob the index references, with its replica set.
+    pub fn blobs(&self) -> Result<Vec<(Vec<u8>, BlobRecord)>, CatalogError> {
+        let family = db::cf(&self.db, db::CF_BLOBS);
+        let mut blobs = Vec::new();
+        for item in self.db.iterator_cf(&family, IteratorMode::Start) {
+            let (key, value) = item.map_err(CatalogError::rocks("read blob records"))?;
+            blobs.push((key.to_vec(), decode("blob", &key, &value)?));
+        }
+        Ok(blobs)
+    }
+
+    pub fn blob(&self, blob_id: &[u8]) -> Result<Option<BlobRecord>, CatalogError> {
+        projection::get(&self.db, db::CF_BLOBS, "blob", blob_id)
+    }
+
+    /// Number of instances in the index.
+    pub fn instance_count(&self) -> Result<u64, CatalogError> {
+        let family = db::cf(&self.db, db::CF_SOP);
+        let mut count = 0;
+        for item in self.db.iterator_cf(&family, IteratorMode::Start) {
+            item.map_err(CatalogError::rocks("count instances"))?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Finds records at `level` whose attributes match every key, with the
+    /// matching rules of DICOM C-FIND (PS3.4 C.2.2.2).
+    pub fn query(
+        &self,
+        level: Level,
+        keys: &BTreeMap<String, String>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<QueryPage, CatalogError> {
+        let matchers = parse_matchers(level, keys)?;
+        let candidates = match level {
+            Level::Patient => self.patient_rows()?,
+            Level::Study => self.study_rows(keys)?,
+            Level::Series => self.series_rows(keys)?,
+            Level::Instance => self.instance_rows(keys)?,
+        };
+
+        let matching: Vec<BTreeMap<String, String>> = candidates
+            .into_iter()
+            .filter(|record| matches_all(&matchers, record))
+            .collect();
+        let total = matching.len() as u64;
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let records = matching.into_iter().skip(offset).take(limit).collect();
+        Ok(QueryPage { records, total })
+    }
+
+    fn patient_rows(&self) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+        let rows = self.scan_prefix(db::CF_PATIENTS, &[])?;
+        rows.into_iter()
+            .map(|(key, value)| decode("patient", &key, &value).map(|p| patient_attributes(&p)))
+            .collect()
+    }
+
+    fn study_rows(
+        &self,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+        let uids = match self.study_candidates(keys)? {
+            Some(uids) => uids,
+            None => {
+                let rows = self.scan_prefix(db::CF_STUDIES, &[])?;
+                return rows
+                    .into_iter()
+                    .map(|(key, value)| decode("study", &key, &value).map(|s| study_attributes(&s)))
+                    .collect();
+            }
+        };
+
+        let mut records = Vec::new();
+        for uid in uids {
+            let study: Option<StudyRecord> =
+                projection::get(&self.db, db::CF_STUDIES, "study", uid.as_bytes())?;
+            records.extend(study.map(|s| study_attributes(&s)));
+        }
+        Ok(records)
+    }
+
+    /// Study UIDs from the most selective secondary index that applies, or
+    /// None when only a full scan can answer.
+    fn study_candidates(
+        &self,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<Option<Vec<String>>, CatalogError> {
+        if let Some(uids) = exact_value(keys, "StudyInstanceUID") {
+            let uids = uids.split('\\').map(str::to_string).collect();
+            return Ok(Some(uids));
+        }
+        if let Some(value) = exact_value(keys, "PatientID") {
+            return self.study_index_scan(&prefix_key(&[INDEX_PATIENT_ID, value]), None);
+        }
+        if let Some(value) = exact_value(keys, "AccessionNumber") {
+            return self.study_index_scan(&prefix_key(&[INDEX_ACCESSION, value]), None);
+        }
+        if let Some((from, to)) = keys.get("StudyDate").and_then(|v| date_bounds(v)) {
+            let start = join_key(&[INDEX_STUDY_DATE, &from]);
+            let mut end = prefix_key(&[INDEX_STUDY_DATE, &to]);
+            end.push(0xff);
+            return self.study_index_scan(&start, Some(end));
+        }
+        Ok(None)
+    }
+
+    /// Study UIDs from index rows starting at `start`: those with the prefix
+    /// `start` when `end` is None, else those before `end`.
+    fn study_index_scan(
+        &self,
+        start: &[u8],
+        end: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<String>>, CatalogError> {
+        let family = db::cf(&self.db, db::CF_STUDY_INDEX);
+        let mode = IteratorMode::From(start, rocksdb::Direction::Forward);
+        let mut uids = Vec::new();
+        for item in self.db.iterator_cf(&family, mode) {
+            let (key, _) = item.map_err(CatalogError::rocks("scan study index"))?;
+            let in_range = match &end {
+                Some(end) => key.as_ref() < end.as_slice(),
+                None => key.starts_with(start),
+            };
+            if !in_range {
+                break;
+            }
+            let text = String::from_utf8_lossy(&key);
+            uids.extend(text.rsplit('\0').next().map(str::to_string));
+        }
+        Ok(Some(uids))
+    }
+
+    fn series_rows(
+        &self,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+        let prefix = match exact_value(keys, "StudyInstanceUID") {
+            Some(study) if !study.contains('\\') => prefix_key(&[study]),
+            _ => Vec::new(),
+        };
+        let rows = self.scan_prefix(db::CF_SERIES, &prefix)?;
+        rows.into_iter()
+            .map(|(key, value)| decode("series", &key, &value).map(|s| series_attributes(&s)))
+            .collect()
+    }
+
+    fn instance_rows(
+        &self,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+        if let Some(sop) = exact_value(keys, "SOPInstanceUID").filter(|v| !v.contains('\\')) {
+            let found = self.instance(sop)?;
+            return Ok(found.iter().map(instance_attributes).collect());
+        }
+
+        let study = exact_value(keys, "StudyInstanceUID").filter(|v| !v.contains('\\'));
+        let series = exact_value(keys, "SeriesInstanceUID").filter(|v| !v.contains('\\'));
+        let prefix = match (study, series) {
+            (Some(study), Some(series)) => prefix_key(&[study, series]),
+            (Some(study), None) => prefix_key(&[study]),
+            _ => Vec::new(),
+        };
+        let rows = self.scan_prefix(db::CF_INSTANCES, &prefix)?;
+        rows.into_iter()
+            .map(|(key, value)| {
+                let record = decode::<InstanceRecord>("instance", &key, &value)?;
+                Ok(instance_attributes(&to_stored_instance(record)))
+            })
+            .collect()
+    }
+
+    fn scan_prefix(&self, family: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CatalogError> {
+        let family = db::cf(&self.db, family);
+        let mode = IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut rows = Vec::new();
+        for item in self.db.iterator_cf(&family, mode) {
+            let (key, value) = item.map_err(CatalogError::rocks("scan index"))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            rows.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(rows)
+    }
+}
+
+fn to_stored_instance(record: InstanceRecord) -> StoredInstance {
+    StoredInstance {
+        stored: InstanceStored::decode(record.stored.as_slice()).unwrap_or_default(),
+        log_index: record.log_index,
+        accepted_at_ms: record.accepted_at_ms,
+    }
+}
+
+/// The value of `keyword` when it selects exact values: no wildcard, no range.
+fn exact_value<'a>(keys: &'a BTreeMap<String, String>, keyword: &str) -> Option<&'a str> {
+    let value = keys.get(keyword)?.as_str();
+    let exact = !value.is_empty() && !value.contains(['*', '?', '-']);
+    exact.then_some(value)
+}
+
+/// Inclusive bounds of a DA match value, with open ends widened.
+fn date_bounds(value: &str) -> Option<(String, String)> {
+    if value.is_empty() || value.contains(['*', '?', '\\']) {
+        return None;
+    }
+    let (from, to) = match value.split_once('-') {
+        Some((from, to)) => (from, to),
+        None => (value, value),
+    };
+    let from = if from.is_empty() { "0" } else { from };
+    let to = if to.is_empty() { "99999999" } else { to };
+    Some((from.to_string(), to.to_string()))
+}
+
+fn parse_matchers(
+    level: Level,
+    keys: &BTreeMap<String, String>,
+) -> Result<Vec<(String, Matcher)>, CatalogError> {
+    let allowed = level_keywords(level);
+    let mut matchers = Vec::new();
+    for (keyword, value) in keys {
+        if !allowed.contains(&keyword.as_str()) {
+            return Err(CatalogError::UnsupportedKey {
+                keyword: keyword.clone(),
+                level: format!("{level:?}").to_lowercase(),
+                supported: allowed.join(", "),
+            });
+        }
+        let matcher = Matcher::parse(keyword, value).map_err(|source| CatalogError::Query {
+            keyword: keyword.clone(),
+            source,
+        })?;
+        if !matcher.is_universal() {
+            matchers.push((keyword.clone(), matcher));
+        }
+    }
+    Ok(matchers)
+}
+
+fn matches_all(matchers: &[(String, Matcher)], record: &BTreeMap<String, String>) -> bool {
+    matchers.iter().all(|(keyword, matcher)| {
+        let value = record.get(keyword).map(String::as_str).unwrap_or("");
+        matcher.matches(value)
+    })
+}
+
+const PATIENT_KEYS: [&str; 7] = [
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "NumberOfPatientRelatedStudies",
+    "NumberOfPatientRelatedInstances",
+];
+
+const STUDY_KEYS: [&str; 15] = [
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyDescription",
+    "StudyID",
+    "ReferringPhysicianName",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+];
+
+const SERIES_KEYS: [&str; 6] = [
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "NumberOfSeriesRelatedInstances",
+];
+
+const INSTANCE_KEYS: [&str; 9] = [
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "InstanceNumber",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "Modality",
+];
+
+fn level_keywords(level: Level) -> &'static [&'static str] {
+    match level {
+        Level::Patient => &PATIENT_KEYS,
+        Level::Study => &STUDY_KEYS,
+        Level::Series => &SERIES_KEYS,
+        Level::Instance => &INSTANCE_KEYS,
+    }
+}
+
+fn record(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.clone()))
+        .collect()
+}
+
+fn patient_attributes(p: &PatientRecord) -> BTreeMap<String, String> {
+    record(&[
+        ("PatientID", p.patient_id.clone()),
+        ("IssuerOfPatientID", p.issuer_of_patient_id.clone()),
+        ("PatientName", p.patient_name.clone()),
+        ("PatientBirthDate", p.patient_birth_date.clone()),
+        ("PatientSex", p.patient_sex.clone()),
+        ("NumberOfPatientRelatedStudies", p.study_count.to_string()),
+        ("NumberOfPatientRelatedInstances", p.instance_count.to_string()),
+    ])
+}
+
+fn study_attributes(s: &StudyRecord) -> BTreeMap<String, String> {
+    let modalities: Vec<&str> = s.modalities.iter().map(String::as_str).collect();
+    record(&[
+        ("PatientID", s.patient_id.clone()),
+        ("IssuerOfPatientID", s.issuer_of_patient_id.clone()),
+        ("PatientName", s.patient_name.clone()),
+        ("PatientBirthDate", s.patient_birth_date.clone()),
+        ("PatientSex", s.patient_sex.clone()),
+        ("StudyInstanceUID", s.study_instance_uid.clone()),
+        ("StudyDate", s.study_date.clone()),
+        ("StudyTime", s.study_time.clone()),
+        ("AccessionNumber", s.accession_number.clone()),
+        ("StudyDescription", s.study_description.clone()),
+        ("StudyID", s.study_id.clone()),
+        ("ReferringPhysicianName", s.referring_physician_name.clone()),
+        ("ModalitiesInStudy", modalities.join("\\")),
+        ("NumberOfStudyRelatedSeries", s.series_count.to_string()),
+        ("NumberOfStudyRelatedInstances", s.instance_count.to_string()),
+    ])
+}
+
+fn series_attributes(s: &SeriesRecord) -> BTreeMap<String, String> {
+    record(&[
+        ("StudyInstanceUID", s.study_instance_uid.clone()),
+        ("SeriesInstanceUID", s.series_instance_uid.clone()),
+        ("Modality", s.modality.clone()),
+        ("SeriesDescription", s.series_description.clone()),
+        ("SeriesNumber", s.series_number.clone()),
+        ("NumberOfSeriesRelatedInstances", s.instance_count.to_string()),
+    ])
+}
+
+fn instance_attributes(instance: &StoredInstance) -> BTreeMap<String, String> {
+    let a = instance.stored.attributes.clone().unwrap_or_default();
+    let count = |n: u32| if n == 0 { String::new() } else { n.to_string() };
+    record(&[
+        ("StudyInstanceUID", a.study_instance_uid),
+        ("SeriesInstanceUID", a.series_instance_uid),
+        ("SOPInstanceUID", a.sop_instance_uid),
+        ("SOPClassUID", a.sop_class_uid),
+        ("InstanceNumber", a.instance_number),
+        ("NumberOfFrames", count(a.number_of_frames)),
+        ("Rows", count(a.rows)),
+        ("Columns", count(a.columns)),
+        ("Modality", a.modality),
+    ])
+}

@@ -1,0 +1,285 @@
+//! Reading and validating the attributes that the index stores for an instance.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::io::Read;
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, ReadError};
+
+use crate::error::DicomError;
+use crate::uid::is_valid_uid;
+
+/// Size of the Part 10 preamble that precedes the "DICM" magic code.
+const PREAMBLE_LENGTH: usize = 128;
+
+const MAGIC_CODE: &[u8; 4] = b"DICM";
+
+/// Index attributes of one instance, as strings exactly as stored (trailing
+/// padding spaces/NULs trimmed), empty string when absent.
+///
+/// Multi-valued attributes keep their values joined with '\\'.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexAttributes {
+    /// SOPClassUID, or MediaStorageSOPClassUID when the data set lacks it.
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    /// TransferSyntaxUID from the file meta group.
+    pub transfer_syntax_uid: String,
+    /// SpecificCharacterSet, multi-valued joined with '\\'.
+    pub specific_character_set: String,
+    pub patient_id: String,
+    pub issuer_of_patient_id: String,
+    /// PatientName decoded to UTF-8 according to SpecificCharacterSet.
+    pub patient_name: String,
+    pub patient_birth_date: String,
+    pub patient_sex: String,
+    pub study_date: String,
+    pub study_time: String,
+    pub accession_number: String,
+    pub study_description: String,
+    pub study_id: String,
+    pub referring_physician_name: String,
+    pub modality: String,
+    pub series_description: String,
+    pub series_number: String,
+    pub instance_number: String,
+    /// NumberOfFrames, or 1 when it is absent or empty and Rows is non-zero,
+    /// because a single-frame image need not carry NumberOfFrames. It is 0
+    /// for instances without an image and when the value is not a number.
+    pub number_of_frames: u32,
+    /// Rows, 0 when absent or not a number.
+    pub rows: u32,
+    /// Columns, 0 when absent or not a number.
+    pub columns: u32,
+}
+
+/// Parses a DICOM Part 10 file (128-byte preamble + "DICM" + file meta group) from memory,
+/// reading the dataset only up to (not including) Pixel Data so large instances cost little.
+///
+/// The file is rejected when SOPInstanceUID, StudyInstanceUID,
+/// SeriesInstanceUID or SOPClassUID is missing or not a valid UID, or when
+/// SOPInstanceUID differs from MediaStorageSOPInstanceUID.
+pub fn read_index_attributes(bytes: &[u8]) -> Result<IndexAttributes, DicomError> {
+    read_index_attributes_from(bytes)
+}
+
+/// Same from any reader positioned at the start of the file (preamble included).
+///
+/// The reader is left positioned somewhere after the last attribute read,
+/// so it cannot be reused to read Pixel Data.
+pub fn read_index_attributes_from<R: Read>(mut reader: R) -> Result<IndexAttributes, DicomError> {
+    check_preamble(&mut reader)?;
+
+    let file = parse_until_pixel_data(reader)?;
+    let attributes = collect_attributes(&file)?;
+
+    validate(&attributes, file.meta().media_storage_sop_instance_uid())?;
+    Ok(attributes)
+}
+
+/// Consumes the preamble and the magic code, rejecting input without them.
+fn check_preamble<R: Read>(reader: &mut R) -> Result<(), DicomError> {
+    let mut head = Vec::with_capacity(PREAMBLE_LENGTH + MAGIC_CODE.len());
+    reader
+        .take((PREAMBLE_LENGTH + MAGIC_CODE.len()) as u64)
+        .read_to_end(&mut head)
+        .map_err(DicomError::Io)?;
+
+    if head.get(PREAMBLE_LENGTH..) == Some(&MAGIC_CODE[..]) {
+        Ok(())
+    } else {
+        Err(DicomError::NotPart10)
+    }
+}
+
+/// Parses the file meta group and the data set up to Pixel Data.
+///
+/// The preamble has already been consumed, so the magic code is put back in
+/// front of the reader for dicom-object, which checks it again.
+fn parse_until_pixel_data<R: Read>(reader: R) -> Result<DefaultDicomObject, DicomError> {
+    let source = (&MAGIC_CODE[..]).chain(reader);
+
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(source)
+        .map_err(classify_read_error)
+}
+
+fn classify_read_error(error: ReadError) -> DicomError {
+    let reason = describe_chain(&error);
+
+    if ends_early(&error) {
+        return DicomError::Truncated { reason };
+    }
+
+    match error {
+        ReadError::ParseMetaDataSet { .. } => DicomError::InvalidFileMeta { reason },
+        ReadError::ReadUnrecognizedTransferSyntax { uid, .. } => {
+            DicomError::UnsupportedTransferSyntax {
+                uid,
+                reason: "not a known transfer syntax".to_owned(),
+            }
+        }
+        ReadError::ReadUnsupportedTransferSyntax { uid, .. }
+        | ReadError::ReadUnsupportedTransferSyntaxWithSuggestion { uid, .. } => {
+            DicomError::UnsupportedTransferSyntax {
+                uid: uid.to_owned(),
+                reason,
+            }
+        }
+        _ => DicomError::InvalidDataSet { reason },
+    }
+}
+
+/// Joins the messages of an error and all its sources, because dicom-rs
+/// errors print only their own level and the cause is usually further down.
+fn describe_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut messages = vec![error.to_string()];
+    let mut source = error.source();
+
+    while let Some(cause) = source {
+        messages.push(cause.to_string());
+        source = cause.source();
+    }
+
+    messages.join(": ")
+}
+
+/// Tells whether the input ended before the parser expected it to.
+fn ends_early(error: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(error);
+
+    while let Some(cause) = current {
+        let io_error = cause.downcast_ref::<std::io::Error>();
+        if io_error.is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof) {
+            return true;
+        }
+        current = cause.source();
+    }
+
+    false
+}
+
+fn collect_attributes(file: &DefaultDicomObject) -> Result<IndexAttributes, DicomError> {
+    let dataset: &InMemDicomObject = file;
+    let text = |tag, keyword| read_text(dataset, tag, keyword);
+
+    let mut sop_class_uid = text(tags::SOP_CLASS_UID, "SOPClassUID")?;
+    if sop_class_uid.is_empty() {
+        sop_class_uid = file.meta().media_storage_sop_class_uid().to_owned();
+    }
+
+    let rows = read_count(dataset, tags::ROWS, "Rows")?.unwrap_or(0);
+    let number_of_frames = match read_count(dataset, tags::NUMBER_OF_FRAMES, "NumberOfFrames")? {
+        None if rows > 0 => 1,
+        frames => frames.unwrap_or(0),
+    };
+
+    Ok(IndexAttributes {
+        sop_class_uid,
+        sop_instance_uid: text(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?,
+        study_instance_uid: text(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?,
+        series_instance_uid: text(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
+        transfer_syntax_uid: file.meta().transfer_syntax().to_owned(),
+        specific_character_set: text(tags::SPECIFIC_CHARACTER_SET, "SpecificCharacterSet")?,
+        patient_id: text(tags::PATIENT_ID, "PatientID")?,
+        issuer_of_patient_id: text(tags::ISSUER_OF_PATIENT_ID, "IssuerOfPatientID")?,
+        patient_name: text(tags::PATIENT_NAME, "PatientName")?,
+        patient_birth_date: text(tags::PATIENT_BIRTH_DATE, "PatientBirthDate")?,
+        patient_sex: text(tags::PATIENT_SEX, "PatientSex")?,
+        study_date: text(tags::STUDY_DATE, "StudyDate")?,
+        study_time: text(tags::STUDY_TIME, "StudyTime")?,
+        accession_number: text(tags::ACCESSION_NUMBER, "AccessionNumber")?,
+        study_description: text(tags::STUDY_DESCRIPTION, "StudyDescription")?,
+        study_id: text(tags::STUDY_ID, "StudyID")?,
+        referring_physician_name: text(
+            tags::REFERRING_PHYSICIAN_NAME,
+            "ReferringPhysicianName",
+        )?,
+        modality: text(tags::MODALITY, "Modality")?,
+        series_description: text(tags::SERIES_DESCRIPTION, "SeriesDescription")?,
+        series_number: text(tags::SERIES_NUMBER, "SeriesNumber")?,
+        instance_number: text(tags::INSTANCE_NUMBER, "InstanceNumber")?,
+        number_of_frames,
+        rows,
+        columns: read_count(dataset, tags::COLUMNS, "Columns")?.unwrap_or(0),
+    })
+}
+
+/// Reads an attribute as text with trailing spaces and NULs of each value
+/// removed, or an empty string when the attribute is absent.
+fn read_text(
+    dataset: &InMemDicomObject,
+    tag: Tag,
+    keyword: &'static str,
+) -> Result<String, DicomError> {
+    let Some(element) = dataset.get(tag) else {
+        return Ok(String::new());
+    };
+
+    element
+        .value()
+        .to_str()
+        .map(Cow::into_owned)
+        .map_err(|error| DicomError::InvalidValue {
+            keyword,
+            reason: describe_chain(&error),
+        })
+}
+
+/// Reads the first value of a numeric attribute (US or IS). It is `None` when
+/// the attribute is absent or empty, and 0 when it is not a non-negative integer.
+fn read_count(
+    dataset: &InMemDicomObject,
+    tag: Tag,
+    keyword: &'static str,
+) -> Result<Option<u32>, DicomError> {
+    let text = read_text(dataset, tag, keyword)?;
+    let first = text.split('\\').next().unwrap_or_default().trim();
+
+    if first.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(first.parse().unwrap_or(0)))
+}
+
+fn validate(attributes: &IndexAttributes, meta_sop_instance_uid: &str) -> Result<(), DicomError> {
+    let required = [
+        ("SOPClassUID", &attributes.sop_class_uid),
+        ("SOPInstanceUID", &attributes.sop_instance_uid),
+        ("StudyInstanceUID", &attributes.study_instance_uid),
+        ("SeriesInstanceUID", &attributes.series_instance_uid),
+    ];
+
+    for (keyword, value) in required {
+        if value.is_empty() {
+            return Err(DicomError::MissingAttribute { keyword });
+        }
+    }
+
+    for (keyword, value) in required {
+        if !is_valid_uid(value) {
+            return Err(DicomError::InvalidUid {
+                keyword,
+                value: value.clone(),
+            });
+        }
+    }
+
+    // dicom-object copies SOPInstanceUID into an empty meta group field,
+    // so a difference here means both were present and disagree.
+    if meta_sop_instance_uid != attributes.sop_instance_uid {
+        return Err(DicomError::SopInstanceUidMismatch {
+            dataset: attributes.sop_instance_uid.clone(),
+            meta: meta_sop_instance_uid.to_owned(),
+        });
+    }
+
+    Ok(())
+}

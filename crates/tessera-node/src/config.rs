@@ -1,0 +1,151 @@
+//! Service configuration of a node: defaults, then a TOML file, then
+//! environment and flags (applied by the binary), then validation.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// What to do when a SOP Instance UID arrives again with different bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DuplicatePolicy {
+    /// Keep the stored instance and reject the new one.
+    #[default]
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Unique, never reused, non-zero.
+    pub node_id: u64,
+    /// Address the gRPC server binds (public and internal services).
+    pub grpc_listen: String,
+    /// Address other nodes and clients use to reach this node; defaults to
+    /// `grpc_listen`.
+    pub grpc_advertise: String,
+    /// Address of the HTTP server for metrics, health and readiness.
+    pub http_listen: String,
+    pub data_dir: PathBuf,
+    /// Number of blob shards, each its own RocksDB instance. Fixed at first start.
+    pub shards: usize,
+    /// Optional directories for the shards (one per shard), e.g. one per disk.
+    pub shard_dirs: Vec<PathBuf>,
+    pub site: String,
+    pub zone: String,
+    /// Replicas of every blob (R). Capped at the number of nodes.
+    pub replication_factor: usize,
+    /// Replicas that must be durable before a store is acknowledged (W);
+    /// 0 means a majority of R.
+    pub write_quorum: usize,
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub election_timeout: Duration,
+    /// How long a node may be unreachable before its replicas are re-created
+    /// elsewhere.
+    #[serde(with = "humantime_serde")]
+    pub repair_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub repair_interval: Duration,
+    /// Chunk size for new blobs.
+    pub chunk_size: ByteSize,
+    /// Instances larger than this are spooled to disk while they arrive.
+    pub spool_memory_limit: ByteSize,
+    /// Raft log entries between snapshots.
+    pub snapshot_every: u64,
+    pub duplicate_policy: DuplicatePolicy,
+    /// OTLP gRPC endpoint for traces; empty turns export off.
+    pub otlp_endpoint: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            grpc_listen: "127.0.0.1:7401".into(),
+            grpc_advertise: String::new(),
+            http_listen: "127.0.0.1:7481".into(),
+            data_dir: PathBuf::from("tessera-data"),
+            shards: 4,
+            shard_dirs: Vec::new(),
+            site: String::new(),
+            zone: String::new(),
+            replication_factor: 3,
+            write_quorum: 0,
+            heartbeat_interval: Duration::from_millis(150),
+            election_timeout: Duration::from_millis(750),
+            repair_grace: Duration::from_secs(60),
+            repair_interval: Duration::from_secs(5),
+            chunk_size: ByteSize::mib(4),
+            spool_memory_limit: ByteSize::mib(64),
+            snapshot_every: 5000,
+            duplicate_policy: DuplicatePolicy::Reject,
+            otlp_endpoint: String::new(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NodeError::ConfigRead {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| NodeError::ConfigParse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Checks values that would make the node misbehave, naming the setting.
+    pub fn validate(&mut self) -> Result<(), NodeError> {
+        if self.grpc_advertise.is_empty() {
+            self.grpc_advertise = self.grpc_listen.clone();
+        }
+        let invalid = |setting: &str, reason: &str| NodeError::InvalidConfig {
+            setting: setting.to_string(),
+            reason: reason.to_string(),
+        };
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be a positive integer, unique in the cluster"));
+        }
+        if self.shards == 0 {
+            return Err(invalid("shards", "must be at least 1"));
+        }
+        if !self.shard_dirs.is_empty() && self.shard_dirs.len() != self.shards {
+            return Err(invalid("shard_dirs", "must list exactly `shards` directories, or none"));
+        }
+        if self.replication_factor == 0 {
+            return Err(invalid("replication_factor", "must be at least 1"));
+        }
+        if self.write_quorum > self.replication_factor {
+            return Err(invalid("write_quorum", "must not exceed replication_factor"));
+        }
+        if self.chunk_size.as_u64() < 64 * 1024 || self.chunk_size.as_u64() > 64 * 1024 * 1024 {
+            return Err(invalid("chunk_size", "must be between 64KiB and 64MiB"));
+        }
+        if self.election_timeout < self.heartbeat_interval * 3 {
+            return Err(invalid(
+                "election_timeout",
+                "must be at least three heartbeat intervals",
+            ));
+        }
+        Ok(())
+    }
+
+    /// W for a given effective R: the configured quorum or a majority of R.
+    pub fn write_quorum_for(&self, replicas: usize) -> usize {
+        let quorum = if self.write_quorum == 0 {
+            replicas / 2 + 1
+        } else {
+            self.write_quorum
+        };
+        quorum.min(replicas).max(1)
+    }
+}

@@ -1,0 +1,290 @@
+//! Storing an instance: parse and validate the header, write the blob to its
+//! replicas, propose `InstanceStored`, and answer only once it is committed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tessera_blob::{placement, Manifest};
+use tessera_catalog::{NodeId, Outcome};
+use tessera_proto::internal::v1::{put_blob_request, PutBlobRequest};
+use tessera_proto::v1::{event, Actor, Event, IngestResult, IngestStatus, InstanceStored};
+use tracing::Instrument;
+
+use crate::convert::{attributes_to_proto, manifest_to_proto};
+use crate::node::Node;
+use crate::spool::Spool;
+use crate::NodeError;
+
+/// Time allowed for one replica write, per 64 MiB of blob, at least.
+const REPLICA_TIMEOUT_PER_64MIB: Duration = Duration::from_secs(30);
+
+impl Node {
+    /// Stores one received instance and reports what happened to it. Never
+    /// fails as a whole: every problem becomes the instance's result.
+    pub async fn store(self: &Arc<Self>, label: String, manifest: Manifest, spool: Spool) -> IngestResult {
+        let started = Instant::now();
+        let mut result = IngestResult {
+            label,
+            blob_id: manifest.blob_id.to_hex(),
+            size: manifest.size,
+            ..IngestResult::default()
+        };
+
+        let outcome = self.store_inner(&mut result, manifest, Arc::new(spool)).await;
+        let (status, reason) = match outcome {
+            Ok(status) => (status, String::new()),
+            Err(StoreFailure::Rejected(reason)) => (IngestStatus::Rejected, reason),
+            Err(StoreFailure::Unavailable(error)) => (IngestStatus::Unavailable, error.to_string()),
+        };
+        result.status = status as i32;
+        result.reason = reason;
+        self.metrics.record_store(status, result.size, started.elapsed());
+        result
+    }
+
+    async fn store_inner(
+        self: &Arc<Self>,
+        result: &mut IngestResult,
+        manifest: Manifest,
+        spool: Arc<Spool>,
+    ) -> Result<IngestStatus, StoreFailure> {
+        let attributes = tessera_dicom::read_index_attributes_from(spool.reader())
+            .map_err(|e| StoreFailure::Rejected(e.to_string()))?;
+        result.study_instance_uid = attributes.study_instance_uid.clone();
+        result.series_instance_uid = attributes.series_instance_uid.clone();
+        result.sop_instance_uid = attributes.sop_instance_uid.clone();
+
+        let span = tracing::info_span!(
+            "store",
+            node_id = self.id(),
+            study = %attributes.study_instance_uid,
+            series = %attributes.series_instance_uid,
+            instance = %attributes.sop_instance_uid,
+            blob = %manifest.blob_id,
+        );
+        async move {
+            if let Some(status) = self.check_duplicate(&attributes.sop_instance_uid, &manifest)? {
+                return Ok(status);
+            }
+            let replicas = self
+                .write_replicas(&manifest, &spool)
+                .await
+                .map_err(StoreFailure::Unavailable)?;
+            self.commit_instance(result, attributes, &manifest, replicas).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Answers a repeated SOP Instance UID from the local index without a new
+    /// event; a race between two first stores is settled by the state machine.
+    fn check_duplicate(
+        &self,
+        sop_uid: &str,
+        manifest: &Manifest,
+    ) -> Result<Option<IngestStatus>, StoreFailure> {
+        let existing = self
+            .catalog
+            .instance(sop_uid)
+            .map_err(|e| StoreFailure::Unavailable(e.into()))?;
+        let Some(existing) = existing else {
+            return Ok(None);
+        };
+        if existing.stored.blob_id == manifest.blob_id.as_bytes() {
+            return Ok(Some(IngestStatus::AlreadyStored));
+        }
+        Err(StoreFailure::Rejected(conflict_reason(sop_uid, &existing.stored.blob_id)))
+    }
+
+    async fn commit_instance(
+        &self,
+        result: &mut IngestResult,
+        attributes: tessera_dicom::IndexAttributes,
+        manifest: &Manifest,
+        replicas: Vec<NodeId>,
+    ) -> Result<IngestStatus, StoreFailure> {
+        let sop_uid = attributes.sop_instance_uid.clone();
+        let event = Event {
+            actor: Some(Actor {
+                kind: Some(tessera_proto::v1::actor::Kind::NodeId(self.id())),
+                reason: String::new(),
+            }),
+            body: Some(event::Body::InstanceStored(InstanceStored {
+                attributes: Some(attributes_to_proto(attributes)),
+                blob_id: manifest.blob_id.as_bytes().to_vec(),
+                size: manifest.size,
+                replicas,
+            })),
+            ..Event::default()
+        };
+
+        let applied = self.propose(event).await.map_err(StoreFailure::Unavailable)?;
+        result.log_index = applied.log_index;
+        match applied.outcome {
+            Outcome::Applied => {
+                tracing::info!(log_index = applied.log_index, "instance stored");
+                Ok(IngestStatus::Stored)
+            }
+            Outcome::AlreadyStored { .. } => Ok(IngestStatus::AlreadyStored),
+            Outcome::Conflict { existing_blob_id } => {
+                Err(StoreFailure::Rejected(conflict_reason(&sop_uid, &existing_blob_id)))
+            }
+            Outcome::Ignored { reason } => Err(StoreFailure::Rejected(reason)),
+        }
+    }
+
+    /// Writes the blob to its placement targets in parallel, replacing each
+    /// failed target with the next node in rendezvous order. Returns the nodes
+    /// that hold a durable copy; fails when fewer than W do.
+    pub async fn write_replicas(
+        self: &Arc<Self>,
+        manifest: &Manifest,
+        spool: &Arc<Spool>,
+    ) -> Result<Vec<NodeId>, NodeError> {
+        let nodes = self.member_labels();
+        let wanted = self.effective_replicas();
+        let required = self.config.write_quorum_for(wanted);
+        let targets = placement::place(&manifest.blob_id, &nodes, wanted);
+        let mut fallbacks: Vec<NodeId> = placement::rank(&manifest.blob_id, &nodes)
+            .into_iter()
+            .filter(|id| !targets.contains(id))
+            .collect();
+
+        let mut stored = Vec::new();
+        let mut reasons = Vec::new();
+        let mut pending = targets;
+        while !pending.is_empty() {
+            let writes = pending.iter().map(|id| self.put_replica(*id, manifest, spool));
+            let results = join_all(writes).await;
+            let mut failed = 0;
+            for (id, outcome) in pending.iter().zip(results) {
+                match outcome {
+                    Ok(()) => stored.push(*id),
+                    Err(error) => {
+                        tracing::warn!(target_node = id, blob = %manifest.blob_id, %error, "replica write failed");
+                        reasons.push(format!("node {id}: {error}"));
+                        failed += 1;
+                    }
+                }
+            }
+            let take = failed.min(fallbacks.len());
+            pending = fallbacks.drain(..take).collect();
+        }
+
+        if stored.len() >= required {
+            return Ok(stored);
+        }
+        Err(NodeError::TooFewReplicas {
+            blob_id: manifest.blob_id.to_hex(),
+            stored: stored.len(),
+            required,
+            reasons: reasons.join("; "),
+        })
+    }
+
+    /// Writes one durable copy of the blob on `target`.
+    pub async fn put_replica(
+        self: &Arc<Self>,
+        target: NodeId,
+        manifest: &Manifest,
+        spool: &Arc<Spool>,
+    ) -> Result<(), NodeError> {
+        if target == self.id() {
+            return self.put_local_replica(manifest, spool).await;
+        }
+
+        let addr = self
+            .members()
+            .get(&target)
+            .map(|node| node.grpc_addr.clone())
+            .ok_or_else(|| NodeError::InvalidRequest(format!("node {target} is not a member")))?;
+        let timeout = replica_timeout(manifest.size);
+        let upload = self.upload_replica(target, &addr, manifest, spool.clone());
+        let result = tokio::time::timeout(timeout, upload).await;
+        let reachable = matches!(result, Ok(Ok(())));
+        self.note_reachability(target, reachable);
+        match result {
+            Ok(outcome) => outcome,
+            Err(_) => Err(NodeError::PeerUnreachable {
+                node_id: target,
+                addr,
+                reason: format!("replica write timed out after {timeout:?}"),
+            }),
+        }
+    }
+
+    async fn upload_replica(
+        &self,
+        target: NodeId,
+        addr: &str,
+        manifest: &Manifest,
+        spool: Arc<Spool>,
+    ) -> Result<(), NodeError> {
+        let first = PutBlobRequest {
+            part: Some(put_blob_request::Part::Manifest(manifest_to_proto(manifest))),
+        };
+        let count = spool.chunk_count();
+        let chunks = futures::stream::iter(0..count).map(move |index| {
+            let chunk = spool.chunk(index).unwrap_or_default();
+            PutBlobRequest {
+                part: Some(put_blob_request::Part::Chunk(chunk)),
+            }
+        });
+        let stream = futures::stream::iter([first]).chain(chunks);
+
+        let mut client = self.peers.client(addr);
+        client.put_blob(stream).await.map_err(|status| NodeError::PeerUnreachable {
+            node_id: target,
+            addr: addr.to_string(),
+            reason: status.message().to_string(),
+        })?;
+        Ok(())
+    }
+
+    async fn put_local_replica(&self, manifest: &Manifest, spool: &Arc<Spool>) -> Result<(), NodeError> {
+        let blobs = self.blobs.clone();
+        let manifest = manifest.clone();
+        let spool = spool.clone();
+        tokio::task::spawn_blocking(move || {
+            if blobs.contains(&manifest.blob_id)? {
+                return Ok(());
+            }
+            for index in 0..spool.chunk_count() {
+                let chunk = spool.chunk(index)?;
+                blobs.write_chunk(&manifest.blob_id, index as u32, &chunk)?;
+            }
+            blobs.commit(&manifest)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| NodeError::Raft {
+            operation: "local replica write",
+            reason: e.to_string(),
+        })?
+    }
+}
+
+use futures::StreamExt;
+
+/// Why an instance was not stored.
+enum StoreFailure {
+    /// The instance itself is unacceptable; retrying will not help.
+    Rejected(String),
+    /// The cluster could not store it now; the client may retry.
+    Unavailable(NodeError),
+}
+
+fn conflict_reason(sop_uid: &str, existing_blob: &[u8]) -> String {
+    format!(
+        "SOP Instance UID {sop_uid} is already stored with different bytes (blob {}); \
+         the stored instance is kept. Give the new instance a new SOP Instance UID, \
+         or delete the stored one first",
+        hex::encode(existing_blob)
+    )
+}
+
+fn replica_timeout(size: u64) -> Duration {
+    let units = size / (64 * 1024 * 1024) + 1;
+    REPLICA_TIMEOUT_PER_64MIB * units as u32
+}

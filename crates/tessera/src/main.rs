@@ -1,0 +1,82 @@
+//! `tessera`: run a node, a local cluster, and the client commands.
+
+mod client;
+mod cluster;
+mod demo;
+mod find;
+mod generate;
+mod get;
+mod serve;
+mod store;
+mod telemetry;
+mod watch;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "A distributed DICOM archive")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node from a TOML config, with flags and TESSERA_* variables on top.
+    Serve(serve::ServeArgs),
+    /// Store DICOM files and folders (recursively, in parallel).
+    Store(store::StoreArgs),
+    /// Find patients, studies, series or instances.
+    Find(find::FindArgs),
+    /// Retrieve a study, series or instance as Part 10 files.
+    Get(get::GetArgs),
+    /// Follow the change feed from a log index.
+    Watch(watch::WatchArgs),
+    /// Form, inspect and change a cluster; run a local one.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Write generated multi-series studies (deterministic from a seed).
+    Generate(generate::GenerateArgs),
+    /// Start a local three-node cluster, store a corpus, kill a node, and show
+    /// that nothing is lost.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Store(args) => store::run(args).await,
+        Command::Find(args) => find::run(args).await,
+        Command::Get(args) => get::run(args).await,
+        Command::Watch(args) => watch::run(args).await,
+        Command::Cluster(command) => cluster::run(command).await,
+        Command::Generate(args) => generate::run(args),
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        super::Cli::command().debug_assert();
+    }
+}

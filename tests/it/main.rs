@@ -1,0 +1,11 @@
+//! Cluster tests: every test starts its own cluster of real node processes on
+//! 127.0.0.1 (through `tessera cluster local`), with RocksDB on disk and gRPC
+//! over sockets, and drives it as a client would.
+
+mod bad_input;
+mod corpus;
+mod duplicates;
+mod failover;
+mod harness;
+mod query;
+mod rereplication;

@@ -1,0 +1,1 @@
+//! Cluster tests live under `it/`; this library is empty.
