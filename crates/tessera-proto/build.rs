@@ -15,10 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paths: Vec<String> = files.iter().map(|f| format!("{root}/{f}")).collect();
 
     tonic_prost_build::configure()
-        .bytes(".tessera.internal.v1.PutBlobRequest.part.chunk")
-        .bytes(".tessera.internal.v1.BlobChunk.part.chunk")
-        .bytes(".tessera.v1.IngestRequest.part.data")
-        .bytes(".tessera.v1.RetrieveResponse.part.data")
+        .bytes(".tessera.internal.v1.PutBlobRequest.chunk")
+        .bytes(".tessera.internal.v1.BlobChunk.chunk")
+        .bytes(".tessera.v1.IngestRequest.data")
+        .bytes(".tessera.v1.RetrieveResponse.data")
         .compile_protos(&paths, &[root.to_string()])?;
 
     for f in files {

@@ -51,8 +51,13 @@ struct Opener<'a, S> {
 
 impl<S: ShardStore> Opener<'_, S> {
     fn open(&self) -> S {
-        (self.open)(self.dir)
-            .unwrap_or_else(|error| panic!("{}: open store at {}: {error}", self.case, self.dir.display()))
+        (self.open)(self.dir).unwrap_or_else(|error| {
+            panic!(
+                "{}: open store at {}: {error}",
+                self.case,
+                self.dir.display()
+            )
+        })
     }
 
     fn ok<T>(&self, result: Result<T, BlobError>, action: &str) -> T {
@@ -75,7 +80,11 @@ fn blob(fill: u8, last: u8) -> BlobId {
 
 fn location_is_not_empty<S: ShardStore>(t: &Opener<'_, S>) {
     let store = t.open();
-    assert!(!store.location().is_empty(), "{}: location is empty", t.case);
+    assert!(
+        !store.location().is_empty(),
+        "{}: location is empty",
+        t.case
+    );
 }
 
 fn chunk_round_trip<S: ShardStore>(t: &Opener<'_, S>) {
@@ -101,25 +110,56 @@ fn chunk_round_trip<S: ShardStore>(t: &Opener<'_, S>) {
 fn chunk_overwrite_replaces_bytes<S: ShardStore>(t: &Opener<'_, S>) {
     let store = t.open();
     let a = blob(1, 0);
-    t.ok(store.put_chunk(&a, 0, b"old bytes", time(0)), "put first chunk");
-    t.ok(store.put_chunk(&a, 0, b"new", time(1)), "put replacement chunk");
+    t.ok(
+        store.put_chunk(&a, 0, b"old bytes", time(0)),
+        "put first chunk",
+    );
+    t.ok(
+        store.put_chunk(&a, 0, b"new", time(1)),
+        "put replacement chunk",
+    );
 
     let stored = t.ok(store.get_chunk(&a, 0), "get chunk");
-    assert_eq!(stored.as_deref(), Some(&b"new"[..]), "{}: replaced chunk", t.case);
+    assert_eq!(
+        stored.as_deref(),
+        Some(&b"new"[..]),
+        "{}: replaced chunk",
+        t.case
+    );
 }
 
 fn chunk_sizes_round_trip<S: ShardStore>(t: &Opener<'_, S>) {
     let store = t.open();
-    let sizes = [0usize, 1, 64 * 1024 - 1, 64 * 1024, 100_000, 4 * 1024 * 1024 + 1];
+    let sizes = [
+        0usize,
+        1,
+        64 * 1024 - 1,
+        64 * 1024,
+        100_000,
+        4 * 1024 * 1024 + 1,
+    ];
     for (index, size) in sizes.iter().enumerate() {
         let data: Vec<u8> = (0..*size).map(|i| (i % 251) as u8).collect();
         let index = index as u32;
-        t.ok(store.put_chunk(&blob(9, 0), index, &data, time(0)), "put chunk");
+        t.ok(
+            store.put_chunk(&blob(9, 0), index, &data, time(0)),
+            "put chunk",
+        );
 
         let stored = t.ok(store.get_chunk(&blob(9, 0), index), "get chunk");
-        let stored = stored.unwrap_or_else(|| panic!("{}: chunk of {size} bytes not found", t.case));
-        assert_eq!(stored.len(), *size, "{}: length of {size}-byte chunk", t.case);
-        assert!(stored[..] == data[..], "{}: bytes of {size}-byte chunk", t.case);
+        let stored =
+            stored.unwrap_or_else(|| panic!("{}: chunk of {size} bytes not found", t.case));
+        assert_eq!(
+            stored.len(),
+            *size,
+            "{}: length of {size}-byte chunk",
+            t.case
+        );
+        assert!(
+            stored[..] == data[..],
+            "{}: bytes of {size}-byte chunk",
+            t.case
+        );
     }
 }
 
@@ -131,11 +171,21 @@ fn manifest_round_trip<S: ShardStore>(t: &Opener<'_, S>) {
 
     t.ok(store.put_manifest(&a, b"first"), "put manifest");
     let first = t.ok(store.get_manifest(&a), "get manifest");
-    assert_eq!(first.as_deref(), Some(&b"first"[..]), "{}: stored manifest", t.case);
+    assert_eq!(
+        first.as_deref(),
+        Some(&b"first"[..]),
+        "{}: stored manifest",
+        t.case
+    );
 
     t.ok(store.put_manifest(&a, b"second"), "replace manifest");
     let second = t.ok(store.get_manifest(&a), "get replaced manifest");
-    assert_eq!(second.as_deref(), Some(&b"second"[..]), "{}: replaced manifest", t.case);
+    assert_eq!(
+        second.as_deref(),
+        Some(&b"second"[..]),
+        "{}: replaced manifest",
+        t.case
+    );
 }
 
 fn manifests_after_pages_in_id_order<S: ShardStore>(t: &Opener<'_, S>) {
@@ -144,7 +194,10 @@ fn manifests_after_pages_in_id_order<S: ShardStore>(t: &Opener<'_, S>) {
     for id in &ids {
         t.ok(store.put_manifest(id, id.as_bytes()), "put manifest");
     }
-    t.ok(store.put_chunk(&blob(4, 0), 0, b"chunk", time(0)), "put unrelated chunk");
+    t.ok(
+        store.put_chunk(&blob(4, 0), 0, b"chunk", time(0)),
+        "put unrelated chunk",
+    );
 
     let mut sorted = ids.clone();
     sorted.sort();
@@ -155,12 +208,36 @@ fn manifests_after_pages_in_id_order<S: ShardStore>(t: &Opener<'_, S>) {
 
     let all = t.ok(store.manifests_after(None, 100), "list all manifests");
     let values_match = all.iter().all(|(id, value)| value[..] == id.as_bytes()[..]);
-    assert!(values_match, "{}: each record carries its own value", t.case);
+    assert!(
+        values_match,
+        "{}: each record carries its own value",
+        t.case
+    );
     assert_eq!(page_ids(None, 100), sorted, "{}: all ids ascending", t.case);
-    assert_eq!(page_ids(None, 2), sorted[..2], "{}: first page of two", t.case);
-    assert_eq!(page_ids(Some(&sorted[1]), 2), sorted[2..4], "{}: page after a stored id", t.case);
-    assert_eq!(page_ids(Some(&blob(4, 0)), 100), sorted[2..], "{}: page after an absent id", t.case);
-    assert_eq!(page_ids(Some(&sorted[4]), 100), vec![], "{}: page after the last id", t.case);
+    assert_eq!(
+        page_ids(None, 2),
+        sorted[..2],
+        "{}: first page of two",
+        t.case
+    );
+    assert_eq!(
+        page_ids(Some(&sorted[1]), 2),
+        sorted[2..4],
+        "{}: page after a stored id",
+        t.case
+    );
+    assert_eq!(
+        page_ids(Some(&blob(4, 0)), 100),
+        sorted[2..],
+        "{}: page after an absent id",
+        t.case
+    );
+    assert_eq!(
+        page_ids(Some(&sorted[4]), 100),
+        vec![],
+        "{}: page after the last id",
+        t.case
+    );
     assert_eq!(page_ids(None, 0), vec![], "{}: page of limit 0", t.case);
 }
 
@@ -168,17 +245,33 @@ fn pending_marks_follow_first_write<S: ShardStore>(t: &Opener<'_, S>) {
     let store = t.open();
     let a = blob(1, 0);
     let b = blob(2, 0);
-    t.ok(store.put_chunk(&a, 0, b"a0", time(10)), "put first chunk of a");
-    t.ok(store.put_chunk(&a, 1, b"a1", time(20)), "put second chunk of a");
+    t.ok(
+        store.put_chunk(&a, 0, b"a0", time(10)),
+        "put first chunk of a",
+    );
+    t.ok(
+        store.put_chunk(&a, 1, b"a1", time(20)),
+        "put second chunk of a",
+    );
     t.ok(store.put_chunk(&b, 0, b"b0", time(30)), "put chunk of b");
 
     let mut marks = t.ok(store.pending(), "list pending marks");
     marks.sort();
-    assert_eq!(marks, vec![(a, time(10)), (b, time(30))], "{}: marks after writes", t.case);
+    assert_eq!(
+        marks,
+        vec![(a, time(10)), (b, time(30))],
+        "{}: marks after writes",
+        t.case
+    );
 
     let mark_a = t.ok(store.pending_mark(&a), "read mark of a");
     let mark_c = t.ok(store.pending_mark(&blob(3, 0)), "read mark of absent blob");
-    assert_eq!(mark_a, Some(time(10)), "{}: mark keeps first write time", t.case);
+    assert_eq!(
+        mark_a,
+        Some(time(10)),
+        "{}: mark keeps first write time",
+        t.case
+    );
     assert_eq!(mark_c, None, "{}: absent blob has no mark", t.case);
 
     t.ok(store.put_manifest(&a, b"manifest"), "put manifest of a");
@@ -186,7 +279,12 @@ fn pending_marks_follow_first_write<S: ShardStore>(t: &Opener<'_, S>) {
     let remaining = t.ok(store.pending(), "list pending marks after commit");
     let a0 = t.ok(store.get_chunk(&a, 0), "get chunk of a");
     let b0 = t.ok(store.get_chunk(&b, 0), "get chunk of b");
-    assert_eq!(remaining, vec![], "{}: put_manifest and clear_pending drop marks", t.case);
+    assert_eq!(
+        remaining,
+        vec![],
+        "{}: put_manifest and clear_pending drop marks",
+        t.case
+    );
     assert!(a0.is_some(), "{}: put_manifest keeps chunks", t.case);
     assert!(b0.is_some(), "{}: clear_pending keeps chunks", t.case);
 }
@@ -202,7 +300,10 @@ fn delete_blob_removes_only_that_blob<S: ShardStore>(t: &Opener<'_, S>) {
         }
         t.ok(store.put_manifest(&id, b"manifest"), "put manifest");
     }
-    t.ok(store.put_chunk(&target, 2, b"uncommitted", time(0)), "put late chunk");
+    t.ok(
+        store.put_chunk(&target, 2, b"uncommitted", time(0)),
+        "put late chunk",
+    );
 
     t.ok(store.delete_blob(&target), "delete blob");
 
@@ -218,14 +319,22 @@ fn delete_blob_removes_only_that_blob<S: ShardStore>(t: &Opener<'_, S>) {
     for id in [below, above] {
         for index in [0, 1, u32::MAX] {
             let chunk = t.ok(store.get_chunk(&id, index), "get neighbor chunk");
-            assert!(chunk.is_some(), "{}: chunk {index} of neighbor {id}", t.case);
+            assert!(
+                chunk.is_some(),
+                "{}: chunk {index} of neighbor {id}",
+                t.case
+            );
         }
         let manifest = t.ok(store.get_manifest(&id), "get neighbor manifest");
         assert!(manifest.is_some(), "{}: manifest of neighbor {id}", t.case);
     }
 
     let again = store.delete_blob(&target);
-    assert!(again.is_ok(), "{}: deleting an absent blob: {again:?}", t.case);
+    assert!(
+        again.is_ok(),
+        "{}: deleting an absent blob: {again:?}",
+        t.case
+    );
 }
 
 fn durable_writes_survive_reopen<S: ShardStore>(t: &Opener<'_, S>) {
@@ -248,9 +357,24 @@ fn durable_writes_survive_reopen<S: ShardStore>(t: &Opener<'_, S>) {
     let chunk = t.ok(store.get_chunk(&a, 0), "get chunk after reopen");
     let manifest = t.ok(store.get_manifest(&b), "get manifest after reopen");
     let mark = t.ok(store.pending_mark(&a), "read mark after reopen");
-    assert_eq!(stored_identity, Some(identity), "{}: identity after reopen", t.case);
-    assert_eq!(chunk.as_deref(), Some(&b"synced"[..]), "{}: chunk after reopen", t.case);
-    assert_eq!(manifest.as_deref(), Some(&b"manifest"[..]), "{}: manifest after reopen", t.case);
+    assert_eq!(
+        stored_identity,
+        Some(identity),
+        "{}: identity after reopen",
+        t.case
+    );
+    assert_eq!(
+        chunk.as_deref(),
+        Some(&b"synced"[..]),
+        "{}: chunk after reopen",
+        t.case
+    );
+    assert_eq!(
+        manifest.as_deref(),
+        Some(&b"manifest"[..]),
+        "{}: manifest after reopen",
+        t.case
+    );
     assert_eq!(mark, Some(time(0)), "{}: pending mark after reopen", t.case);
 }
 
@@ -280,7 +404,12 @@ fn concurrent_writers_all_land<S: ShardStore>(t: &Opener<'_, S>) {
         for index in 0..CHUNKS {
             let chunk = t.ok(store.get_chunk(&blob(thread, 0), index), "get chunk");
             let expected = [thread; 100];
-            assert_eq!(chunk.as_deref(), Some(&expected[..]), "{}: chunk {index} of thread {thread}", t.case);
+            assert_eq!(
+                chunk.as_deref(),
+                Some(&expected[..]),
+                "{}: chunk {index} of thread {thread}",
+                t.case
+            );
         }
     }
 }

@@ -50,7 +50,11 @@ pub enum BlobError {
 
     /// A chunk index is not below the manifest's chunk count.
     #[error("chunk index {index} out of range for blob {blob} with {count} chunks")]
-    ChunkOutOfRange { blob: BlobId, index: u32, count: u32 },
+    ChunkOutOfRange {
+        blob: BlobId,
+        index: u32,
+        count: u32,
+    },
 
     /// A chunk passed to a write is longer than a manifest can describe.
     #[error("chunk {index} of blob {blob} is {len} bytes, above the maximum of {max}")]
@@ -66,7 +70,9 @@ pub enum BlobError {
     BlobIdMismatch { blob: BlobId, actual: BlobId },
 
     /// A commit named a blob that is already committed with a different manifest.
-    #[error("commit of blob {blob} rejected: it is already committed with a different chunk layout")]
+    #[error(
+        "commit of blob {blob} rejected: it is already committed with a different chunk layout"
+    )]
     ManifestConflict { blob: BlobId },
 
     /// A shard directory was created for another position or shard count.

@@ -110,10 +110,7 @@ impl Manifest {
 
     /// Decodes bytes from [`Manifest::encode`], checking the checksum and [`Manifest::validate`].
     pub fn decode(bytes: &[u8]) -> Result<Manifest, BlobError> {
-        let invalid = |reason: String| BlobError::InvalidManifest {
-            blob: None,
-            reason,
-        };
+        let invalid = |reason: String| BlobError::InvalidManifest { blob: None, reason };
 
         if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
             let reason = format!(
@@ -271,7 +268,11 @@ mod tests {
         let result = three_chunk_manifest().verify_chunk(3, b"");
         assert!(matches!(
             result,
-            Err(BlobError::ChunkOutOfRange { index: 3, count: 3, .. })
+            Err(BlobError::ChunkOutOfRange {
+                index: 3,
+                count: 3,
+                ..
+            })
         ));
     }
 

@@ -113,7 +113,11 @@ impl ShardStore for MemoryShard {
 
     fn pending(&self) -> Result<Vec<(BlobId, SystemTime)>, BlobError> {
         let records = self.records();
-        Ok(records.pending.iter().map(|(blob, at)| (*blob, *at)).collect())
+        Ok(records
+            .pending
+            .iter()
+            .map(|(blob, at)| (*blob, *at))
+            .collect())
     }
 
     fn pending_mark(&self, blob: &BlobId) -> Result<Option<SystemTime>, BlobError> {

@@ -80,7 +80,11 @@ impl RocksShard {
         }
     }
 
-    fn write_durably(&self, batch: WriteBatch, action: impl FnOnce() -> String) -> Result<(), BlobError> {
+    fn write_durably(
+        &self,
+        batch: WriteBatch,
+        action: impl FnOnce() -> String,
+    ) -> Result<(), BlobError> {
         let mut options = WriteOptions::default();
         options.set_sync(true);
         self.db
@@ -155,7 +159,9 @@ impl ShardStore for RocksShard {
                 index,
                 reason: format!("rocksdb in shard {}: {error}", self.location),
             }),
-            Err(error) => Err(self.storage_error(format!("read chunk {index} of blob {blob}"), error)),
+            Err(error) => {
+                Err(self.storage_error(format!("read chunk {index} of blob {blob}"), error))
+            }
         }
     }
 
@@ -174,7 +180,9 @@ impl ShardStore for RocksShard {
         let value = self
             .db
             .get_cf(&manifests, blob.as_bytes())
-            .map_err(|source| self.storage_error(format!("read manifest of blob {blob}"), source))?;
+            .map_err(|source| {
+                self.storage_error(format!("read manifest of blob {blob}"), source)
+            })?;
         Ok(value.map(Bytes::from))
     }
 
@@ -195,8 +203,8 @@ impl ShardStore for RocksShard {
                 break;
             }
 
-            let (key, value) = item
-                .map_err(|source| self.storage_error("iterate manifests".to_string(), source))?;
+            let (key, value) =
+                item.map_err(|source| self.storage_error("iterate manifests".to_string(), source))?;
             let blob = self.decode_key(&key, "iterate manifests")?;
             if Some(&blob) == after {
                 continue;
@@ -213,8 +221,9 @@ impl ShardStore for RocksShard {
 
         let mut marks = Vec::new();
         for item in self.db.iterator_cf(&pending, IteratorMode::Start) {
-            let (key, value) = item
-                .map_err(|source| self.storage_error("iterate pending marks".to_string(), source))?;
+            let (key, value) = item.map_err(|source| {
+                self.storage_error("iterate pending marks".to_string(), source)
+            })?;
             let blob = self.decode_key(&key, "iterate pending marks")?;
             let written_at = decode_time(&value).ok_or_else(|| {
                 let detail = format!("time of blob {blob} is {} bytes, expected 8", value.len());
@@ -248,7 +257,9 @@ impl ShardStore for RocksShard {
         let pending = self.family(PENDING)?;
         self.db
             .delete_cf(&pending, blob.as_bytes())
-            .map_err(|source| self.storage_error(format!("clear pending mark of blob {blob}"), source))
+            .map_err(|source| {
+                self.storage_error(format!("clear pending mark of blob {blob}"), source)
+            })
     }
 
     fn delete_blob(&self, blob: &BlobId) -> Result<(), BlobError> {
@@ -259,7 +270,7 @@ impl ShardStore for RocksShard {
         let mut batch = WriteBatch::default();
         batch.delete_cf(&manifests, blob.as_bytes());
         batch.delete_cf(&pending, blob.as_bytes());
-        batch.delete_range_cf(&chunks, chunk_key(blob, 0), chunk_range_end(blob));
+        batch.delete_range_cf(&chunks, &chunk_key(blob, 0)[..], &chunk_range_end(blob)[..]);
         self.write_durably(batch, || format!("delete blob {blob}"))
     }
 

@@ -40,7 +40,11 @@ impl BlobStore {
     /// A step checks whole blobs, so it checks at least one blob and may exceed
     /// `max_bytes` by up to one blob's size. Damage is reported in the result and
     /// logged as a warning. Only failures to read the shards are returned as errors.
-    pub fn scrub_step(&self, cursor: Option<BlobId>, max_bytes: u64) -> Result<ScrubStep, BlobError> {
+    pub fn scrub_step(
+        &self,
+        cursor: Option<BlobId>,
+        max_bytes: u64,
+    ) -> Result<ScrubStep, BlobError> {
         let mut step = ScrubStep::default();
         let mut position = cursor;
         loop {
@@ -61,7 +65,12 @@ impl BlobStore {
         }
     }
 
-    fn scrub_blob(&self, blob: &BlobId, encoded: &[u8], step: &mut ScrubStep) -> Result<(), BlobError> {
+    fn scrub_blob(
+        &self,
+        blob: &BlobId,
+        encoded: &[u8],
+        step: &mut ScrubStep,
+    ) -> Result<(), BlobError> {
         let shard = self.shard(blob);
         step.blobs_checked += 1;
 

@@ -249,7 +249,11 @@ impl BlobStore {
 
     /// Returns up to `limit` committed blob ids in ascending order, starting after
     /// `after` (exclusive), or from the first one when `after` is `None`.
-    pub fn list_after(&self, after: Option<BlobId>, limit: usize) -> Result<Vec<BlobId>, BlobError> {
+    pub fn list_after(
+        &self,
+        after: Option<BlobId>,
+        limit: usize,
+    ) -> Result<Vec<BlobId>, BlobError> {
         let page = self.manifest_page(after.as_ref(), limit)?;
         Ok(page.into_iter().map(|(blob, _)| blob).collect())
     }

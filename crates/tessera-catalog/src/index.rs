@@ -87,8 +87,9 @@ impl Catalog {
     /// Cancel safe: dropping the future only stops waiting.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
         let mut receiver = self.applied.clone();
-        let wait = receiver.wait_for(|applied| *applied >= index);
-        matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(_)))
+        let outcome = tokio::time::timeout(timeout, receiver.wait_for(|a| *a >= index)).await;
+        let reached = matches!(outcome, Ok(Ok(_)));
+        reached
     }
 
     /// A receiver that changes whenever an event is applied, for change feeds.

@@ -210,7 +210,10 @@ async fn verify_all(cluster: &ClusterAddr, instances: &[(String, String, String)
         };
         let retrieved = crate::get::retrieve_to(cluster, request, scratch.path()).await?;
         let source = hex::encode(Sha256::digest(std::fs::read(path)?));
-        let matches = retrieved.len() == 1 && retrieved[0].sha256 == source && &source == blob_id;
+        let matches = retrieved.len() == 1
+            && &retrieved[0].sop_instance_uid == sop_uid
+            && retrieved[0].sha256 == source
+            && &source == blob_id;
         if matches {
             identical += 1;
         } else {

@@ -1,7 +1,7 @@
 //! `tessera generate`: deterministic multi-series studies for demos, tests
 //! and benchmarks. The same seed and sizes always give the same bytes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use dicom_core::value::C;

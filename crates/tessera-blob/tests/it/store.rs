@@ -213,23 +213,26 @@ fn scrub_steps_visit_each_blob_once() {
         .map(|seed| store_blob(&store, &pattern(100 + seed, 700), 256).blob_id)
         .collect();
     expected.sort();
+    for blob in &expected {
+        store.corrupt_chunk_for_test(blob, 0).unwrap();
+    }
 
+    // Each step stops once it has checked 1500 bytes, which is after 3 blobs of 700.
     let mut cursor = None;
     let mut steps = 0;
-    let mut checked = 0;
+    let mut reported = Vec::new();
     loop {
         let step = store.scrub_step(cursor, 1500).unwrap();
         steps += 1;
-        checked += step.blobs_checked;
-        assert!(step.is_clean(), "{step:?}");
+        reported.extend(step.corrupt.iter().map(|(blob, _)| *blob));
         cursor = step.next_cursor;
         if cursor.is_none() || steps > 100 {
             break;
         }
     }
 
-    assert_eq!(checked, 20);
-    assert_eq!(steps, 10);
+    assert_eq!(reported, expected);
+    assert_eq!(steps, 7);
 }
 
 #[test]
@@ -242,7 +245,10 @@ fn reopened_store_keeps_committed_blobs() {
     };
 
     let store = BlobStore::open(dir.path(), 4).unwrap();
-    assert_eq!(store.manifest(&manifest.blob_id).unwrap(), Some(manifest.clone()));
+    assert_eq!(
+        store.manifest(&manifest.blob_id).unwrap(),
+        Some(manifest.clone())
+    );
     assert_eq!(read_all(&store, &manifest), data);
 }
 
@@ -368,7 +374,10 @@ fn list_and_stats_cover_all_shards() {
 
     let total: u64 = sizes.iter().map(|&size| size as u64).sum();
     assert_eq!(store.list().unwrap(), expected);
-    assert_eq!(store.list_after(Some(expected[1]), 2).unwrap(), expected[2..4]);
+    assert_eq!(
+        store.list_after(Some(expected[1]), 2).unwrap(),
+        expected[2..4]
+    );
     assert_eq!(
         store.stats().unwrap(),
         BlobStats {
@@ -385,7 +394,14 @@ fn read_chunk_past_end_fails() {
 
     let result = store.read_chunk(&manifest, 1);
     assert!(
-        matches!(result, Err(BlobError::ChunkOutOfRange { index: 1, count: 1, .. })),
+        matches!(
+            result,
+            Err(BlobError::ChunkOutOfRange {
+                index: 1,
+                count: 1,
+                ..
+            })
+        ),
         "{result:?}"
     );
 }
@@ -443,7 +459,10 @@ fn forty_mib_blob_streams_through() {
         let chunk = store.read_chunk(&manifest, index).unwrap();
         for (offset, stored_piece) in chunk.chunks(MIB).enumerate() {
             let piece_index = index as usize * pieces_per_chunk + offset;
-            assert!(stored_piece == &piece(piece_index)[..], "piece {piece_index}");
+            assert!(
+                stored_piece == &piece(piece_index)[..],
+                "piece {piece_index}"
+            );
         }
         read_hasher.update(&chunk);
     }
