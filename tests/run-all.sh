@@ -9,5 +9,8 @@ cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tessera/target}
 "$root/tests/setup.sh"
 
-cargo build --workspace --bins
+# One feature set for everything: `cargo test` also builds the tessera binary
+# (its package has integration tests), and the cluster tests find it beside
+# themselves. A different set, as `-p` or `--bins` builds may resolve, would
+# compile RocksDB again.
 TESSERA_BIN="$CARGO_TARGET_DIR/debug/tessera" cargo test --workspace -- --test-threads=2

@@ -105,7 +105,7 @@ mod tests {
     fn push_across_boundary_completes_chunk() {
         let mut chunker = Chunker::new(4);
         let first = chunker.push(b"abc");
-        let second = chunker.push(b"defgh");
+        let second = chunker.push(b"def");
         assert!(first.is_empty());
         assert_eq!(second, vec![Bytes::from_static(b"abcd")]);
     }

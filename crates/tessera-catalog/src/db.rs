@@ -94,3 +94,17 @@ pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Arc<rocksdb::BoundColumnFamily<'
     db.cf_handle(name)
         .unwrap_or_else(|| panic!("column family {name} is created at open"))
 }
+
+/// Runs a blocking RocksDB call (a synced write, a WAL flush) so that the
+/// other tasks of a multi-threaded runtime move to another worker meanwhile.
+/// Falls back to a plain call on a current-thread runtime or outside one.
+pub(crate) fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .map(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        .unwrap_or(false);
+    if multi_thread {
+        tokio::task::block_in_place(call)
+    } else {
+        call()
+    }
+}

@@ -1,5 +1,5 @@
 //! Read side of the catalog: queries, instance lookups, the journal and blob
-//! placement records, all answered from the local projection.
+//! placement records, all served from the local projection.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,7 +34,7 @@ pub struct QueryPage {
     pub total: u64,
 }
 
-/// A stored instance as the index knows it.
+/// A stored instance as recorded in the index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredInstance {
     pub stored: InstanceStored,
@@ -42,7 +42,7 @@ pub struct StoredInstance {
     pub accepted_at_ms: i64,
 }
 
-/// The read handle of the catalog. Cheap to clone; every clone sees writes as
+/// The read handle of the catalog. Cheap to clone, and every clone reads writes as
 /// soon as the state machine applies them.
 #[derive(Clone)]
 pub struct Catalog {
@@ -219,7 +219,7 @@ impl Catalog {
     }
 
     /// Study UIDs from the most selective secondary index that applies, or
-    /// None when only a full scan can answer.
+    /// None when only a full scan can serve the query.
     fn study_candidates(
         &self,
         keys: &BTreeMap<String, String>,

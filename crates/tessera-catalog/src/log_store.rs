@@ -45,8 +45,7 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         let bytes = bincode::serialize(value).expect("raft metadata always serializes");
-        self.db
-            .put_cf_opt(&db::cf(&self.db, CF_RAFT), key, bytes, &synced())
+        db::blocking(|| self.db.put_cf_opt(&db::cf(&self.db, CF_RAFT), key, bytes, &synced()))
             .map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
         Ok(())
     }
@@ -148,7 +147,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(&family, index_key(entry.log_id.index), bytes);
         }
 
-        let result = self.db.write_opt(batch, &synced());
+        let result = db::blocking(|| self.db.write_opt(batch, &synced()));
         let io_result = result
             .as_ref()
             .map(|_| ())

@@ -147,8 +147,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
         // One WAL sync for the whole batch: the index must not lag the log
         // openraft may purge after a snapshot.
-        self.db
-            .flush_wal(true)
+        db::blocking(|| self.db.flush_wal(true))
             .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)))?;
         if let Some(index) = last {
             self.applied.send_replace(index);

@@ -4,9 +4,12 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::io::Read;
 
-use dicom_core::Tag;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
 use dicom_object::file::ReadPreamble;
+use dicom_object::mem::InMemElement;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, ReadError};
 
 use crate::error::DicomError;
@@ -167,16 +170,16 @@ fn ends_early(error: &(dyn StdError + 'static)) -> bool {
 }
 
 fn collect_attributes(file: &DefaultDicomObject) -> Result<IndexAttributes, DicomError> {
-    let dataset: &InMemDicomObject = file;
-    let text = |tag, keyword| read_text(dataset, tag, keyword);
+    let dataset = DataSetView::new(file)?;
+    let text = |tag, keyword| dataset.text(tag, keyword);
 
     let mut sop_class_uid = text(tags::SOP_CLASS_UID, "SOPClassUID")?;
     if sop_class_uid.is_empty() {
         sop_class_uid = file.meta().media_storage_sop_class_uid().to_owned();
     }
 
-    let rows = read_count(dataset, tags::ROWS, "Rows")?.unwrap_or(0);
-    let number_of_frames = match read_count(dataset, tags::NUMBER_OF_FRAMES, "NumberOfFrames")? {
+    let rows = dataset.count(tags::ROWS, "Rows")?.unwrap_or(0);
+    let number_of_frames = match dataset.count(tags::NUMBER_OF_FRAMES, "NumberOfFrames")? {
         None if rows > 0 => 1,
         frames => frames.unwrap_or(0),
     };
@@ -208,45 +211,113 @@ fn collect_attributes(file: &DefaultDicomObject) -> Result<IndexAttributes, Dico
         instance_number: text(tags::INSTANCE_NUMBER, "InstanceNumber")?,
         number_of_frames,
         rows,
-        columns: read_count(dataset, tags::COLUMNS, "Columns")?.unwrap_or(0),
+        columns: dataset.count(tags::COLUMNS, "Columns")?.unwrap_or(0),
     })
 }
 
-/// Reads an attribute as text with trailing spaces and NULs of each value
-/// removed, or an empty string when the attribute is absent.
-fn read_text(
-    dataset: &InMemDicomObject,
-    tag: Tag,
-    keyword: &'static str,
-) -> Result<String, DicomError> {
-    let Some(element) = dataset.get(tag) else {
-        return Ok(String::new());
-    };
-
-    element
-        .value()
-        .to_str()
-        .map(Cow::into_owned)
-        .map_err(|error| DicomError::InvalidValue {
-            keyword,
-            reason: describe_chain(&error),
-        })
+/// Read access to the root data set that also understands attributes stored
+/// with VR UN.
+///
+/// Some converters write every attribute as UN in explicit VR files, and
+/// dicom-rs then keeps the raw bytes. Those bytes are read here as the
+/// attribute's standard VR would store them.
+struct DataSetView<'a> {
+    dataset: &'a InMemDicomObject,
+    charset: SpecificCharacterSet,
 }
 
-/// Reads the first value of a numeric attribute (US or IS). It is `None` when
-/// the attribute is absent or empty, and 0 when it is not a non-negative integer.
-fn read_count(
-    dataset: &InMemDicomObject,
-    tag: Tag,
-    keyword: &'static str,
-) -> Result<Option<u32>, DicomError> {
-    let text = read_text(dataset, tag, keyword)?;
-    let first = text.split('\\').next().unwrap_or_default().trim();
+impl<'a> DataSetView<'a> {
+    fn new(dataset: &'a InMemDicomObject) -> Result<Self, DicomError> {
+        let mut view = DataSetView {
+            dataset,
+            charset: SpecificCharacterSet::default(),
+        };
 
-    if first.is_empty() {
-        return Ok(None);
+        // dicom-rs decodes text with the first value of SpecificCharacterSet
+        // and so does this view.
+        let declared = view.text(tags::SPECIFIC_CHARACTER_SET, "SpecificCharacterSet")?;
+        let first = declared.split('\\').next().unwrap_or_default();
+        view.charset = SpecificCharacterSet::from_code(first).unwrap_or_default();
+
+        Ok(view)
     }
-    Ok(Some(first.parse().unwrap_or(0)))
+
+    /// Reads an attribute as text with trailing spaces and NULs of each value
+    /// removed, or an empty string when the attribute is absent.
+    fn text(&self, tag: Tag, keyword: &'static str) -> Result<String, DicomError> {
+        let Some(element) = self.dataset.get(tag) else {
+            return Ok(String::new());
+        };
+
+        if let Some(bytes) = unknown_vr_bytes(element) {
+            return self.decode_unknown(bytes, keyword);
+        }
+
+        element
+            .value()
+            .to_str()
+            .map(Cow::into_owned)
+            .map_err(|error| DicomError::InvalidValue {
+                keyword,
+                reason: describe_chain(&error),
+            })
+    }
+
+    /// Reads the first value of a numeric attribute (US or IS). It is `None`
+    /// when the attribute is absent or empty, and 0 when it is not a
+    /// non-negative integer.
+    fn count(&self, tag: Tag, keyword: &'static str) -> Result<Option<u32>, DicomError> {
+        // An US value stored as UN is two little-endian bytes, not text.
+        // NOTE: explicit VR big endian files with UN attributes are read as
+        // little endian here too, no such file has been seen to check against.
+        let us_as_unknown = self
+            .dataset
+            .get(tag)
+            .and_then(unknown_vr_bytes)
+            .filter(|_| tag == tags::ROWS || tag == tags::COLUMNS);
+        if let Some(bytes) = us_as_unknown {
+            return Ok(match *bytes {
+                [low, high] => Some(u16::from_le_bytes([low, high]).into()),
+                _ => Some(0),
+            });
+        }
+
+        let text = self.text(tag, keyword)?;
+        let first = text.split('\\').next().unwrap_or_default().trim();
+
+        if first.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(first.parse().unwrap_or(0)))
+    }
+
+    fn decode_unknown(&self, bytes: &[u8], keyword: &'static str) -> Result<String, DicomError> {
+        let decoded = self
+            .charset
+            .decode(bytes)
+            .map_err(|error| DicomError::InvalidValue {
+                keyword,
+                reason: describe_chain(&error),
+            })?;
+
+        let values: Vec<&str> = decoded
+            .split('\\')
+            .map(|value| value.trim_end_matches([' ', '\0']))
+            .collect();
+        Ok(values.join("\\"))
+    }
+}
+
+/// The raw bytes of an attribute stored with VR UN, if it is one.
+fn unknown_vr_bytes(element: &InMemElement) -> Option<&[u8]> {
+    if element.vr() != VR::UN {
+        return None;
+    }
+
+    match element.value() {
+        Value::Primitive(PrimitiveValue::U8(bytes)) => Some(bytes),
+        _ => None,
+    }
 }
 
 fn validate(attributes: &IndexAttributes, meta_sop_instance_uid: &str) -> Result<(), DicomError> {

@@ -16,8 +16,13 @@ pub enum DicomError {
     Io(#[source] std::io::Error),
 
     /// The input ends inside the file meta group or inside an attribute read
-    /// before Pixel Data.
-    #[error("truncated DICOM file: {reason}; send the complete file again")]
+    /// before Pixel Data. Besides a file cut short, a wrong length field does
+    /// this, as does a data set encoded in another VR mode than its transfer
+    /// syntax declares.
+    #[error(
+        "truncated DICOM file: {reason}; send the complete file again, \
+         or re-encode it if its transfer syntax does not match its encoding, e.g. with dcmconv"
+    )]
     Truncated { reason: String },
 
     /// The file meta group (group 0002) cannot be parsed.

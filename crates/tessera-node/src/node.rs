@@ -177,8 +177,20 @@ impl Node {
     /// Waits until the local index reflects every write committed before the
     /// call: the leader confirms it still leads, and this node applies up to
     /// the leader's commit index.
+    ///
+    /// Retries while the cluster elects a leader, up to the proposal deadline.
     pub async fn read_barrier(&self) -> Result<(), NodeError> {
-        let index = self.read_index().await?;
+        let deadline = Instant::now() + PROPOSE_DEADLINE;
+        let index = loop {
+            match self.read_index().await {
+                Ok(index) => break index,
+                Err(error) if error.is_retryable() && Instant::now() < deadline => {
+                    tracing::debug!(%error, "retrying read barrier");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         if self.catalog.wait_applied(index, PROPOSE_DEADLINE).await {
             return Ok(());
         }

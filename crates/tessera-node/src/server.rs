@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio_stream::StreamExt;
+
 use tessera_proto::internal::v1::peer_server::PeerServer;
 use tessera_proto::v1::archive_server::ArchiveServer;
 use tessera_proto::v1::cluster_server::ClusterServer;
@@ -39,7 +41,14 @@ pub async fn serve(
         }
     });
 
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+    // Each accepted connection needs TCP_NODELAY itself: the server builder's
+    // setting covers only listeners it binds, and Nagle's algorithm would add
+    // up to 40 ms to every small message.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    });
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(archive_server(&node))

@@ -338,7 +338,7 @@ pub async fn wait_for_grpc(addr: &str, timeout: Duration) -> anyhow::Result<()> 
             }
         }
         if Instant::now() > deadline {
-            anyhow::bail!("node at {addr} did not answer within {timeout:?}; see its node.log");
+            anyhow::bail!("node at {addr} did not respond within {timeout:?}; see its node.log");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -28,7 +28,7 @@ pub struct StoreArgs {
     json: bool,
 }
 
-/// What happened to each file of a batch.
+/// Outcome of each file of a batch.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct StoreSummary {
     pub stored: usize,

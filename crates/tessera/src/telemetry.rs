@@ -22,7 +22,10 @@ impl Drop for Telemetry {
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
 pub fn init(default_filter: &str, otlp_endpoint: &str, node_id: u64) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
 
     if otlp_endpoint.is_empty() {
         tracing_subscriber::registry().with(filter).with(fmt).try_init()?;

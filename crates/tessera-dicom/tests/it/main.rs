@@ -1,0 +1,7 @@
+//! Integration tests of tessera-dicom, in one test binary so they link once.
+
+mod corpus;
+mod generated;
+mod matching;
+mod properties;
+mod support;

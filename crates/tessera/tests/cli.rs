@@ -1,0 +1,86 @@
+//! The `tessera` command line as a user runs it, without a cluster.
+
+use std::process::Command;
+
+fn tessera() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+}
+
+#[test]
+fn help_lists_every_command() {
+    let output = tessera().arg("--help").output().expect("tessera runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    for command in ["serve", "store", "find", "get", "watch", "cluster", "generate", "demo"] {
+        assert!(text.contains(command), "--help lacks {command}:\n{text}");
+    }
+}
+
+#[test]
+fn find_rejects_key_without_equals() {
+    let output = tessera().args(["find", "-k", "PatientID"]).output().expect("tessera runs");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("KEYWORD=VALUE"), "{text}");
+}
+
+#[test]
+fn store_names_missing_path() {
+    let output = tessera()
+        .args(["store", "/nonexistent/tessera-input", "--addr", "127.0.0.1:1"])
+        .output()
+        .expect("tessera runs");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("/nonexistent/tessera-input does not exist"), "{text}");
+}
+
+#[test]
+fn client_without_cluster_says_how_to_start_one() {
+    let output = tessera()
+        .args(["cluster", "status", "--addr", "127.0.0.1:1"])
+        .output()
+        .expect("tessera runs");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("tessera cluster local"), "{text}");
+}
+
+#[test]
+fn generate_is_deterministic_for_a_seed() {
+    let (a, b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    for dir in [a.path(), b.path()] {
+        let status = tessera()
+            .args(["generate", "--seed", "7", "--patients", "1", "--instances-per-series", "2"])
+            .arg("--out")
+            .arg(dir)
+            .status()
+            .expect("tessera runs");
+        assert!(status.success());
+    }
+    let read = |root: &std::path::Path| {
+        let mut files: Vec<(String, Vec<u8>)> = walk(root)
+            .into_iter()
+            .map(|p| (p.strip_prefix(root).expect("under root").display().to_string(), std::fs::read(&p).expect("read")))
+            .collect();
+        files.sort();
+        files
+    };
+    let first = read(a.path());
+    // One patient, two studies (the default), three series, two instances each.
+    assert_eq!(first.len(), 2 * 3 * 2);
+    assert_eq!(first, read(b.path()));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
