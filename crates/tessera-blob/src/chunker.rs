@@ -8,7 +8,7 @@ use crate::{BlobHasher, Manifest, DEFAULT_CHUNK_SIZE};
 /// Splits a byte stream into chunks of `chunk_size` while hashing both the whole
 /// blob and each chunk.
 ///
-/// The chunker holds at most one partial chunk, so memory stays bounded by the
+/// The chunker keeps at most one partial chunk, so memory stays bounded by the
 /// chunk size plus whatever the caller passes to one [`Chunker::push`].
 #[derive(Debug)]
 pub struct Chunker {

@@ -65,13 +65,13 @@ impl<S: ShardStore> Opener<'_, S> {
     }
 }
 
-/// A fixed, millisecond-exact time, since backends may round to milliseconds.
+/// Returns a fixed, millisecond-exact time, because backends may round to milliseconds.
 fn time(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + millis)
 }
 
-/// A blob id whose bytes are all `fill` except the last, so that neighbors differ
-/// only in the last byte.
+/// Builds a blob id whose bytes are all `fill` except the last, so that neighbors
+/// differ only in the last byte.
 fn blob(fill: u8, last: u8) -> BlobId {
     let mut id = [fill; 32];
     id[31] = last;

@@ -3,7 +3,7 @@
 //!
 //! A blob is the exact bytes of one stored instance, and its [`BlobId`] is their
 //! SHA-256. A [`Chunker`] cuts the bytes into chunks of [`DEFAULT_CHUNK_SIZE`] while
-//! hashing them, so no path holds a multi-GiB instance in memory. The [`Manifest`]
+//! hashing them, so no code path keeps a multi-GiB instance in memory. The [`Manifest`]
 //! lists each chunk's hash. A [`BlobStore`] keeps a node's blobs in several shards,
 //! each a [`ShardStore`] ([`RocksShard`] in production). A blob exists only once
 //! its manifest is committed. [`placement`] picks the nodes that hold replicas.

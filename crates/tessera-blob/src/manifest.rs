@@ -18,7 +18,7 @@ const CHECKSUM_LEN: usize = 8;
 
 /// A blob's size, chunk size and the SHA-256 of each chunk.
 ///
-/// Every chunk but the last is exactly `chunk_size` bytes. The last one holds the
+/// Every chunk but the last is exactly `chunk_size` bytes. The last one contains the
 /// remainder, and an empty blob has no chunk at all. A valid manifest has exactly
 /// `ceil(size / chunk_size)` entries in `chunk_hashes`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -11,7 +11,7 @@ use crate::{BlobError, BlobId, ShardIdentity, ShardStore};
 
 /// A [`ShardStore`] that keeps every record in memory.
 ///
-/// Clones share the same records, so a clone stands in for reopening the shard.
+/// Clones share the same records, so a test reopens the shard by cloning it.
 /// Every write counts as durable at once, so this backend cannot model a crash.
 #[derive(Clone, Debug)]
 pub struct MemoryShard {

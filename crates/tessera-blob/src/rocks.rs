@@ -19,9 +19,9 @@ const META: &str = "meta";
 
 const IDENTITY_KEY: &[u8] = b"shard-identity";
 
-/// Values at or above this size go to blob files instead of SST files. Chunks are
-/// usually far larger, and manifests of blobs below about 2 GiB stay smaller
-/// (64 chunk hashes per 256 MiB of blob at the default chunk size).
+/// Chunk values at or above this size go to blob files instead of SST files.
+/// Full chunks are far larger, so only the short last chunks of small blobs stay
+/// in SST files. The other column families keep every value in SST files.
 const MIN_BLOB_SIZE: u64 = 64 * 1024;
 
 /// A [`ShardStore`] on one RocksDB instance in its own directory.
@@ -311,7 +311,8 @@ fn chunk_options() -> Options {
     options.set_min_blob_size(MIN_BLOB_SIZE);
     options.set_enable_blob_gc(true);
 
-    // LZ4 shrinks uncompressed pixel data and gives up quickly on JPEG-like data.
+    // LZ4 costs little CPU per chunk and can shrink uncompressed pixel data.
+    // Chunks of JPEG and other compressed transfer syntaxes will not shrink.
     options.set_blob_compression_type(DBCompressionType::Lz4);
     options
 }

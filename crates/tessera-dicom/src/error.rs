@@ -30,7 +30,9 @@ pub enum DicomError {
     InvalidFileMeta { reason: String },
 
     /// The data set before Pixel Data cannot be parsed.
-    #[error("invalid data set: {reason}; check the file with dciodvfy and re-export it from its source")]
+    #[error(
+        "invalid data set: {reason}; check the file with dciodvfy and re-export it from its source"
+    )]
     InvalidDataSet { reason: String },
 
     /// The data set is encoded in a transfer syntax that dicom-rs cannot read.
@@ -46,7 +48,10 @@ pub enum DicomError {
         "invalid UID '{value}' in {keyword}: expected digits and dots, \
          no leading zeros in components and at most 64 characters; fix the value at its source"
     )]
-    InvalidUid { keyword: &'static str, value: String },
+    InvalidUid {
+        keyword: &'static str,
+        value: String,
+    },
 
     /// The data set and its file meta group name different instances, so
     /// the file was most likely edited without rewriting its meta group.
@@ -59,5 +64,8 @@ pub enum DicomError {
     /// An index attribute has a value that cannot be read as text, such as
     /// a sequence where a string is expected.
     #[error("invalid value in {keyword}: {reason}; fix the attribute at its source")]
-    InvalidValue { keyword: &'static str, reason: String },
+    InvalidValue {
+        keyword: &'static str,
+        reason: String,
+    },
 }

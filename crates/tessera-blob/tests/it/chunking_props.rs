@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use tessera_blob::{BlobId, Chunker, Manifest};
 
-/// A stream length near the interesting points for `chunk_size`: empty, one byte,
+/// Generates a stream length near the interesting points for `chunk_size`: empty, one byte,
 /// around one chunk, around a multiple of chunks, or anywhere up to four chunks.
 fn stream_len(chunk_size: u32) -> impl Strategy<Value = usize> {
     let size = chunk_size as usize;

@@ -17,7 +17,7 @@ fn memory_shard_passes_conformance() {
     let base = tempfile::tempdir().unwrap();
     let shards: Mutex<HashMap<PathBuf, MemoryShard>> = Mutex::default();
 
-    // Handing out a clone for a known directory stands in for reopening it.
+    // Returning a clone for a known directory acts as reopening that shard.
     conformance::run(base.path(), |dir: &Path| {
         let mut shards = shards.lock().unwrap();
         let shard = shards

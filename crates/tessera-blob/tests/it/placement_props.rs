@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tessera_blob::placement::{place, rank, NodeLabel};
 use tessera_blob::BlobId;
 
-/// Up to 12 nodes with distinct ids, each in one of 3 sites and 3 zones.
+/// Generates up to 12 nodes with distinct ids, each in one of 3 sites and 3 zones.
 fn cluster() -> impl Strategy<Value = Vec<NodeLabel>> {
     let ids = proptest::collection::btree_set(any::<u64>(), 1..=12);
     ids.prop_flat_map(|ids| {
@@ -26,7 +26,7 @@ fn cluster() -> impl Strategy<Value = Vec<NodeLabel>> {
     })
 }
 
-/// A cluster whose first two nodes are in different sites.
+/// Generates a cluster whose first two nodes are in different sites.
 fn multi_site_cluster() -> impl Strategy<Value = Vec<NodeLabel>> {
     cluster()
         .prop_filter("needs two nodes", |nodes| nodes.len() >= 2)
@@ -43,7 +43,7 @@ fn blob_ids() -> impl Strategy<Value = Vec<BlobId>> {
 
 proptest! {
     #[test]
-    fn place_returns_min_of_r_and_n_distinct_nodes(
+    fn place_returns_capped_distinct_nodes(
         nodes in cluster(),
         r in 0usize..8,
         blob in any::<[u8; 32]>().prop_map(BlobId),

@@ -420,7 +420,7 @@ fn memory_shards_back_a_store() {
 }
 
 /// Writes and reads a 40 MiB blob one 1 MiB piece and one chunk at a time, so no
-/// buffer holds the whole blob.
+/// buffer contains the whole blob.
 ///
 /// Chunks are keyed by blob id, so the writer hashes the stream in a first pass, as
 /// a node would over a spooled upload, and writes each chunk as it completes in the

@@ -152,15 +152,9 @@ impl Matcher {
             VR::DT => parse_temporal(TemporalKind::DateTime, keyword, key),
             VR::UI => parse_uid_list(keyword, key),
             VR::PN => Ok(parse_text(key, true)),
-            VR::AE
-            | VR::CS
-            | VR::LO
-            | VR::LT
-            | VR::SH
-            | VR::ST
-            | VR::UC
-            | VR::UR
-            | VR::UT => Ok(parse_text(key, false)),
+            VR::AE | VR::CS | VR::LO | VR::LT | VR::SH | VR::ST | VR::UC | VR::UR | VR::UT => {
+                Ok(parse_text(key, false))
+            }
             VR::AS | VR::AT => Ok(single(key, ValueRule::Exact)),
             VR::IS | VR::SL | VR::SS | VR::SV | VR::UL | VR::US | VR::UV => {
                 Ok(single(key, ValueRule::Integer))

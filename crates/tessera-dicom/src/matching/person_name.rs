@@ -28,7 +28,10 @@ fn normalize_group(group: &str) -> String {
         .map(|component| component.trim_matches([' ', '\0']))
         .collect();
 
-    while components.last().is_some_and(|component| component.is_empty()) {
+    while components
+        .last()
+        .is_some_and(|component| component.is_empty())
+    {
         components.pop();
     }
     components.join("^").to_uppercase()

@@ -158,8 +158,16 @@ fn parse_time(text: &str) -> Option<Span> {
 
     let missing = 6 - whole.len();
     Some(Span {
-        start: format!("{whole}{}.{}", &TIME_START_FILL[..missing], pad(fraction, '0')),
-        end: format!("{whole}{}.{}", &TIME_END_FILL[4 - missing..], pad(fraction, '9')),
+        start: format!(
+            "{whole}{}.{}",
+            &TIME_START_FILL[..missing],
+            pad(fraction, '0')
+        ),
+        end: format!(
+            "{whole}{}.{}",
+            &TIME_END_FILL[4 - missing..],
+            pad(fraction, '9')
+        ),
     })
 }
 
@@ -179,8 +187,16 @@ fn parse_date_time(text: &str) -> Option<Span> {
 
     let filled = whole.len() - 4;
     Some(Span {
-        start: format!("{whole}{}.{}", &DATE_TIME_START_FILL[filled..], pad(fraction, '0')),
-        end: format!("{whole}{}.{}", &DATE_TIME_END_FILL[filled..], pad(fraction, '9')),
+        start: format!(
+            "{whole}{}.{}",
+            &DATE_TIME_START_FILL[filled..],
+            pad(fraction, '0')
+        ),
+        end: format!(
+            "{whole}{}.{}",
+            &DATE_TIME_END_FILL[filled..],
+            pad(fraction, '9')
+        ),
     })
 }
 

@@ -93,10 +93,22 @@ const EXPECTED_TO_FAIL: &[(&str, Rejection)] = &[
     ("no_meta.dcm", Rejection::NotPart10),
     ("rtstruct.dcm", Rejection::NotPart10),
     // Pixel data samples stripped of their study and series.
-    ("JPEGLSNearLossless_08.dcm", Rejection::Missing("StudyInstanceUID")),
-    ("JPEGLSNearLossless_16.dcm", Rejection::Missing("StudyInstanceUID")),
-    ("SC_rgb_jls_lossy_line.dcm", Rejection::Missing("StudyInstanceUID")),
-    ("SC_rgb_jls_lossy_sample.dcm", Rejection::Missing("StudyInstanceUID")),
+    (
+        "JPEGLSNearLossless_08.dcm",
+        Rejection::Missing("StudyInstanceUID"),
+    ),
+    (
+        "JPEGLSNearLossless_16.dcm",
+        Rejection::Missing("StudyInstanceUID"),
+    ),
+    (
+        "SC_rgb_jls_lossy_line.dcm",
+        Rejection::Missing("StudyInstanceUID"),
+    ),
+    (
+        "SC_rgb_jls_lossy_sample.dcm",
+        Rejection::Missing("StudyInstanceUID"),
+    ),
     // Data sets reduced to a few private or charset attributes.
     ("empty_charset_LEI.dcm", Rejection::Missing("SOPClassUID")),
     ("nested_priv_SQ.dcm", Rejection::Missing("SOPClassUID")),
@@ -169,19 +181,28 @@ fn parse_ok(name: &str) -> IndexAttributes {
     parse(name).unwrap_or_else(|error| panic!("{name} should parse: {error}"))
 }
 
-/// Parses every `*.dcm` file in the directory, keyed by file name.
-fn parse_all() -> BTreeMap<String, Result<IndexAttributes, DicomError>> {
-    let entries = std::fs::read_dir(test_files_dir()).expect("pydicom test files are readable");
+type CorpusResults = BTreeMap<String, Result<IndexAttributes, DicomError>>;
 
-    entries
-        .map(|entry| entry.expect("directory entry is readable").path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "dcm"))
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let bytes = std::fs::read(&path).expect("test file is readable");
-            (name, read_index_attributes(&bytes))
-        })
-        .collect()
+/// Parses every `*.dcm` file in the directory once, keyed by file name.
+///
+/// Two malformed samples make dicom-rs allocate gigabytes and take tens of
+/// seconds, so the tests share one run.
+fn parse_all() -> &'static CorpusResults {
+    static RESULTS: OnceLock<CorpusResults> = OnceLock::new();
+
+    RESULTS.get_or_init(|| {
+        let entries = std::fs::read_dir(test_files_dir()).expect("pydicom test files are readable");
+
+        entries
+            .map(|entry| entry.expect("directory entry is readable").path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "dcm"))
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let bytes = std::fs::read(&path).expect("test file is readable");
+                (name, read_index_attributes(&bytes))
+            })
+            .collect()
+    })
 }
 
 #[test]
@@ -193,20 +214,28 @@ fn corpus_outcomes_match_expectations() {
         results.len() - parsed,
         results.len()
     );
-    for (name, result) in &results {
+    for (name, result) in results {
         if let Err(error) = result {
             eprintln!("  {name}: {error}");
         }
     }
 
     for name in EXPECTED_TO_PARSE {
-        let result = results.get(*name).unwrap_or_else(|| panic!("{name} is missing"));
+        let result = results
+            .get(*name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
 
-        assert!(result.is_ok(), "{name} should parse: {:?}", result.as_ref().err());
+        assert!(
+            result.is_ok(),
+            "{name} should parse: {:?}",
+            result.as_ref().err()
+        );
     }
 
     for (name, expected) in EXPECTED_TO_FAIL {
-        let result = results.get(*name).unwrap_or_else(|| panic!("{name} is missing"));
+        let result = results
+            .get(*name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
         let error = result.as_ref().err();
 
         assert_eq!(

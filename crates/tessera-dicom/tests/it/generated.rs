@@ -8,8 +8,8 @@ use dicom_object::meta::FileMetaTableBuilder;
 use tessera_dicom::{read_index_attributes, read_index_attributes_from, DicomError};
 
 use crate::support::{
-    append_pixel_data, ct_dataset, part10, part10_with_meta, SERIES_INSTANCE_UID,
-    SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
+    append_pixel_data, ct_dataset, part10, part10_with_meta, SERIES_INSTANCE_UID, SOP_INSTANCE_UID,
+    STUDY_INSTANCE_UID,
 };
 
 #[test]
@@ -22,7 +22,10 @@ fn complete_instance_yields_all_attributes() {
     assert_eq!(attributes.sop_instance_uid, SOP_INSTANCE_UID);
     assert_eq!(attributes.study_instance_uid, STUDY_INSTANCE_UID);
     assert_eq!(attributes.series_instance_uid, SERIES_INSTANCE_UID);
-    assert_eq!(attributes.transfer_syntax_uid, uids::EXPLICIT_VR_LITTLE_ENDIAN);
+    assert_eq!(
+        attributes.transfer_syntax_uid,
+        uids::EXPLICIT_VR_LITTLE_ENDIAN
+    );
     assert_eq!(attributes.specific_character_set, "ISO_IR 100");
     assert_eq!(attributes.patient_id, "PID-1");
     assert_eq!(attributes.issuer_of_patient_id, "HOSP");
@@ -61,7 +64,10 @@ fn every_writable_transfer_syntax_reads_back() {
             .unwrap_or_else(|error| panic!("transfer syntax {syntax}: {error}"));
 
         assert_eq!(attributes.transfer_syntax_uid, syntax);
-        assert_eq!(attributes.study_instance_uid, STUDY_INSTANCE_UID, "{syntax}");
+        assert_eq!(
+            attributes.study_instance_uid, STUDY_INSTANCE_UID,
+            "{syntax}"
+        );
         assert_eq!(attributes.patient_name, "Doe^Jane", "{syntax}");
         assert_eq!(attributes.rows, 4, "{syntax}");
     }
@@ -98,7 +104,11 @@ fn multi_valued_character_set_joins_with_backslash() {
 #[test]
 fn latin1_patient_name_decodes_to_utf8() {
     let mut dataset = ct_dataset();
-    dataset.put(DataElement::new(tags::PATIENT_NAME, VR::PN, "Müller^Jürgen"));
+    dataset.put(DataElement::new(
+        tags::PATIENT_NAME,
+        VR::PN,
+        "Müller^Jürgen",
+    ));
     let bytes = part10(dataset, uids::EXPLICIT_VR_LITTLE_ENDIAN);
     let latin1 = b"M\xfcller^J\xfcrgen";
 
@@ -277,7 +287,11 @@ fn missing_series_instance_uid_is_rejected() {
 #[test]
 fn uid_with_leading_zero_is_rejected() {
     let mut dataset = ct_dataset();
-    dataset.put(DataElement::new(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.03.4"));
+    dataset.put(DataElement::new(
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        "1.2.03.4",
+    ));
     let bytes = part10(dataset, uids::EXPLICIT_VR_LITTLE_ENDIAN);
 
     let error = read_index_attributes(&bytes).unwrap_err();
@@ -293,7 +307,11 @@ fn uid_with_leading_zero_is_rejected() {
 #[test]
 fn uid_with_letters_is_rejected() {
     let mut dataset = ct_dataset();
-    dataset.put(DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.abc"));
+    dataset.put(DataElement::new(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        "1.2.abc",
+    ));
     let bytes = part10(dataset, uids::EXPLICIT_VR_LITTLE_ENDIAN);
 
     let error = read_index_attributes(&bytes).unwrap_err();
@@ -314,7 +332,11 @@ fn uid_with_letters_is_rejected() {
 fn uid_longer_than_64_characters_is_rejected() {
     let long_uid = format!("1.2.{}", "9".repeat(61));
     let mut dataset = ct_dataset();
-    dataset.put(DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, long_uid));
+    dataset.put(DataElement::new(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        long_uid,
+    ));
     let bytes = part10(dataset, uids::EXPLICIT_VR_LITTLE_ENDIAN);
 
     let error = read_index_attributes(&bytes).unwrap_err();
@@ -424,7 +446,10 @@ fn file_cut_inside_data_set_value_is_truncated() {
     let error = read_index_attributes(&bytes[..name_start + 3]).unwrap_err();
 
     assert!(matches!(error, DicomError::Truncated { .. }), "{error:?}");
-    assert!(error.to_string().starts_with("truncated DICOM file: "), "{error}");
+    assert!(
+        error.to_string().starts_with("truncated DICOM file: "),
+        "{error}"
+    );
 }
 
 #[test]
@@ -443,7 +468,11 @@ fn truncation_message_includes_parser_error() {
 #[test]
 fn unknown_transfer_syntax_is_rejected() {
     let bytes = part10(ct_dataset(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
-    let patched = replace_once(&bytes, uids::EXPLICIT_VR_LITTLE_ENDIAN.as_bytes(), b"1.2.3.4.5.6.7.8.9.1");
+    let patched = replace_once(
+        &bytes,
+        uids::EXPLICIT_VR_LITTLE_ENDIAN.as_bytes(),
+        b"1.2.3.4.5.6.7.8.9.1",
+    );
 
     let error = read_index_attributes(&patched).unwrap_err();
 

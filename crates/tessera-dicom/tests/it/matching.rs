@@ -20,7 +20,13 @@ fn empty_key_is_universal() {
 
 #[test]
 fn star_key_is_universal_for_every_vr() {
-    for keyword in ["PatientName", "StudyDate", "StudyTime", "SOPInstanceUID", "SeriesNumber"] {
+    for keyword in [
+        "PatientName",
+        "StudyDate",
+        "StudyTime",
+        "SOPInstanceUID",
+        "SeriesNumber",
+    ] {
         let m = matcher(keyword, "*");
 
         assert!(m.is_universal(), "{keyword}");
@@ -288,14 +294,20 @@ fn invalid_date_message_shows_expected_form() {
 fn lone_dash_date_is_rejected() {
     let error = Matcher::parse("StudyDate", "-").unwrap_err();
 
-    assert!(matches!(error, MatchError::InvalidDateRange { .. }), "{error:?}");
+    assert!(
+        matches!(error, MatchError::InvalidDateRange { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
 fn wildcard_date_is_rejected() {
     let error = Matcher::parse("StudyDate", "2024*").unwrap_err();
 
-    assert!(matches!(error, MatchError::InvalidDateRange { .. }), "{error:?}");
+    assert!(
+        matches!(error, MatchError::InvalidDateRange { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -351,7 +363,10 @@ fn time_range_bounds_are_canonical() {
 fn invalid_time_is_rejected() {
     let error = Matcher::parse("StudyTime", "25").unwrap_err();
 
-    assert!(matches!(error, MatchError::InvalidTimeRange { .. }), "{error:?}");
+    assert!(
+        matches!(error, MatchError::InvalidTimeRange { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]

@@ -18,12 +18,16 @@ fn date() -> impl Strategy<Value = String> {
 }
 
 fn time() -> impl Strategy<Value = String> {
-    (0_u32..24, 0_u32..60, 0_u32..60, proptest::option::of(0_u32..1_000_000)).prop_map(
-        |(hour, minute, second, fraction)| match fraction {
+    (
+        0_u32..24,
+        0_u32..60,
+        0_u32..60,
+        proptest::option::of(0_u32..1_000_000),
+    )
+        .prop_map(|(hour, minute, second, fraction)| match fraction {
             Some(fraction) => format!("{hour:02}{minute:02}{second:02}.{fraction:06}"),
             None => format!("{hour:02}{minute:02}{second:02}"),
-        },
-    )
+        })
 }
 
 fn sorted<T: Ord>(mut values: [T; 3]) -> [T; 3] {
