@@ -39,6 +39,16 @@ pub struct NodeInfo {
 impl TestCluster {
     /// Starts `tessera cluster local` and waits for a leader.
     pub fn start(nodes: u64, base_port: u16, extra: &[&str]) -> TestCluster {
+        Self::start_with_env(nodes, base_port, extra, &[])
+    }
+
+    /// Like `start`, with environment variables that the nodes inherit.
+    pub fn start_with_env(
+        nodes: u64,
+        base_port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("supervisor.log")).expect("log file");
         let supervisor = Command::new(tessera_bin())
@@ -47,6 +57,7 @@ impl TestCluster {
             .arg(dir.path().join("cluster"))
             .args(["--base-port", &base_port.to_string()])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)

@@ -7,5 +7,6 @@ mod corpus;
 mod duplicates;
 mod failover;
 mod harness;
+mod membership;
 mod query;
 mod rereplication;

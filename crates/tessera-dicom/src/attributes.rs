@@ -107,8 +107,8 @@ fn check_preamble<R: Read>(reader: &mut R) -> Result<(), DicomError> {
 ///
 /// TODO: dicom-parser 0.10 allocates and fills a value's declared length
 /// before reading it, so a malformed file costs memory and time in proportion
-/// to the lengths it declares, not its size: a 674-byte file that declares
-/// 3.7 GB took 28 s and 3.6 GB of memory in a debug test build on 2 cores.
+/// to the lengths it declares, not to its size. A 674-byte file that declares
+/// 3.7 GB took 28 s and 3.6 GB of memory (debug test build, 2 cores).
 /// Rejecting lengths beyond the remaining input needs a token-level pass with
 /// dicom-parser's DataSetReader.
 fn parse_until_pixel_data<R: Read>(reader: R) -> Result<DefaultDicomObject, DicomError> {
@@ -272,8 +272,8 @@ impl<'a> DataSetView<'a> {
     /// non-negative integer.
     fn count(&self, tag: Tag, keyword: &'static str) -> Result<Option<u32>, DicomError> {
         // An US value stored as UN is two little-endian bytes, not text.
-        // NOTE: explicit VR big endian files with UN attributes are read as
-        // little endian here too, no such file has been seen to check against.
+        // NOTE: explicit VR big endian files are read as little endian here
+        // too. No such file with UN attributes was available to check.
         let us_as_unknown = self
             .dataset
             .get(tag)
@@ -312,7 +312,7 @@ impl<'a> DataSetView<'a> {
     }
 }
 
-/// The raw bytes of an attribute stored with VR UN, if it is one.
+/// Returns the raw bytes of an attribute stored with VR UN, or `None` for any other VR.
 fn unknown_vr_bytes(element: &InMemElement) -> Option<&[u8]> {
     if element.vr() != VR::UN {
         return None;

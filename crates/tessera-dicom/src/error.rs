@@ -3,8 +3,8 @@
 /// A DICOM file that cannot be indexed, with the reason and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DicomError {
-    /// The input has no "DICM" magic code after a 128-byte preamble, which
-    /// includes empty input and raw data sets written without a file meta group.
+    /// The input has no "DICM" magic code after a 128-byte preamble. Empty
+    /// input and raw data sets written without a file meta group fail this way.
     #[error(
         "not a DICOM Part 10 file: no DICM prefix at byte 128; \
          write it with a file meta group, e.g. with dcmconv"

@@ -208,6 +208,11 @@ async fn send_instance(
         size: stored.size,
         blob_id: blob.to_hex(),
     };
+    let header_uids = (
+        header.study_instance_uid.clone(),
+        header.series_instance_uid.clone(),
+        header.sop_instance_uid.clone(),
+    );
     let head = RetrieveResponse {
         part: Some(retrieve_response::Part::Instance(header)),
     };
@@ -215,9 +220,18 @@ async fn send_instance(
         return Ok(());
     }
 
+    let span = tracing::debug_span!(
+        "retrieve",
+        node_id = node.id(),
+        study = %header_uids.0,
+        series = %header_uids.1,
+        instance = %header_uids.2,
+        %blob,
+    );
     let (chunks, mut received) = mpsc::channel(2);
     let reader_node = node.clone();
-    let reader = tokio::spawn(async move { reader_node.read_blob(blob, &chunks).await });
+    let read = async move { reader_node.read_blob(blob, &chunks).await };
+    let reader = tokio::spawn(tracing::Instrument::instrument(read, span));
     while let Some(chunk) = received.recv().await {
         let part = RetrieveResponse {
             part: Some(retrieve_response::Part::Data(chunk?)),

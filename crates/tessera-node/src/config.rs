@@ -58,6 +58,9 @@ pub struct NodeConfig {
     pub spool_memory_limit: ByteSize,
     /// Raft log entries between snapshots.
     pub snapshot_every: u64,
+    /// Raft log entries kept behind a snapshot for lagging followers; a node
+    /// further behind installs the snapshot instead.
+    pub snapshot_logs_to_keep: u64,
     pub duplicate_policy: DuplicatePolicy,
     /// OTLP gRPC endpoint for traces; empty turns export off.
     pub otlp_endpoint: String,
@@ -84,6 +87,7 @@ impl Default for NodeConfig {
             chunk_size: ByteSize::mib(4),
             spool_memory_limit: ByteSize::mib(64),
             snapshot_every: 5000,
+            snapshot_logs_to_keep: 1000,
             duplicate_policy: DuplicatePolicy::Reject,
             otlp_endpoint: String::new(),
         }
@@ -147,5 +151,47 @@ impl NodeConfig {
             self.write_quorum
         };
         quorum.min(replicas).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../cluster/tessera.example.toml");
+        let mut config = NodeConfig::from_file(Path::new(path)).expect("example parses");
+
+        config.validate().expect("example validates");
+        assert_eq!(config.chunk_size, ByteSize::mib(4));
+        assert_eq!(config.repair_grace, Duration::from_secs(60));
+        assert_eq!(config.grpc_advertise, config.grpc_listen);
+    }
+
+    #[test]
+    fn zero_node_id_is_rejected() {
+        let mut config = NodeConfig {
+            node_id: 0,
+            ..NodeConfig::default()
+        };
+
+        let error = config.validate().expect_err("node id 0 rejected").to_string();
+        assert!(error.contains("node_id"), "{error}");
+    }
+
+    #[test]
+    fn unknown_setting_is_named() {
+        let error = toml::from_str::<NodeConfig>("replication = 3").expect_err("unknown key");
+        assert!(error.to_string().contains("replication"), "{error}");
+    }
+
+    #[test]
+    fn write_quorum_defaults_to_majority() {
+        let config = NodeConfig::default();
+
+        assert_eq!(config.write_quorum_for(3), 2);
+        assert_eq!(config.write_quorum_for(5), 3);
+        assert_eq!(config.write_quorum_for(1), 1);
     }
 }

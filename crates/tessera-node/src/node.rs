@@ -253,7 +253,8 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, NodeError> {
         election_timeout_max: election * 2,
         install_snapshot_timeout: 10_000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-        max_in_snapshot_log_to_keep: 1000,
+        max_in_snapshot_log_to_keep: config.snapshot_logs_to_keep,
+        purge_batch_size: 1,
         ..Default::default()
     };
     raft.validate().map_err(|e| NodeError::InvalidConfig {

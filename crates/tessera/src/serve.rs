@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// How long a node may be down before its replicas are re-created, e.g. "60s".
     #[arg(long, env = "TESSERA_REPAIR_GRACE", value_parser = humantime::parse_duration)]
     repair_grace: Option<std::time::Duration>,
+    /// Raft log entries between snapshots.
+    #[arg(long, env = "TESSERA_SNAPSHOT_EVERY")]
+    snapshot_every: Option<u64>,
+    /// Raft log entries kept behind a snapshot for lagging followers.
+    #[arg(long, env = "TESSERA_SNAPSHOT_LOGS_TO_KEEP")]
+    snapshot_logs_to_keep: Option<u64>,
     /// OTLP gRPC endpoint for traces, e.g. http://127.0.0.1:4317.
     #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
@@ -58,6 +64,8 @@ impl ServeArgs {
         override_with(&mut config.zone, self.zone);
         override_with(&mut config.replication_factor, self.replication_factor);
         override_with(&mut config.repair_grace, self.repair_grace);
+        override_with(&mut config.snapshot_every, self.snapshot_every);
+        override_with(&mut config.snapshot_logs_to_keep, self.snapshot_logs_to_keep);
         override_with(&mut config.otlp_endpoint, self.otlp_endpoint);
         config.validate()?;
         Ok(config)

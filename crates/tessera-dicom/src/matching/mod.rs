@@ -57,7 +57,7 @@ pub enum Matcher {
     },
     /// Matches a DA, TM or DT value between two inclusive bounds.
     ///
-    /// Bounds are canonical, so their length tells their VR: DA `YYYYMMDD`,
+    /// Bounds are canonical, so their length identifies their VR: DA `YYYYMMDD`,
     /// TM `HHMMSS.FFFFFF`, DT `YYYYMMDDHHMMSS.FFFFFF`. `from` is the start
     /// and `to` the end of the span that the key's precision covers, so the
     /// key `-0800` yields `to` = `080059.999999`. At least one bound is set.
@@ -70,17 +70,17 @@ pub enum Matcher {
     UidList(Vec<String>),
 }
 
-/// How [`Matcher::Single`] compares a stored value with the key.
+/// Comparison that [`Matcher::Single`] applies between the key and a stored value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueRule {
     /// Exact, case-sensitive comparison after removing padding spaces.
     Exact,
     /// Case-insensitive comparison of names normalized with [`normalize_person_name`].
     PersonName,
-    /// Numeric comparison of integers, so "007" equals "7"; values that do
+    /// Numeric comparison of integers, so "007" equals "7". Values that do
     /// not parse are compared exactly.
     Integer,
-    /// Numeric comparison of decimals, so "1.50" equals "1.5"; values that
+    /// Numeric comparison of decimals, so "1.50" equals "1.5". Values that
     /// do not parse are compared exactly.
     Decimal,
     /// The stored date equals the key date.

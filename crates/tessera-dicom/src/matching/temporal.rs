@@ -82,7 +82,7 @@ impl TemporalKind {
         }
 
         // A DT value may end in a UTC offset such as "-0500", so every dash
-        // is tried as the range separator, the first one that splits the key
+        // is tried as the range separator. The first one that splits the key
         // into two valid bounds wins.
         text.match_indices('-')
             .find_map(|(index, _)| self.parse_range(&text[..index], &text[index + 1..]))
@@ -244,7 +244,7 @@ fn valid_calendar(digits: &str) -> bool {
     month_ok && day_ok
 }
 
-/// Checks hour, minute and second of `HH[MM[SS]]`, where present; a second
+/// Checks hour, minute and second of `HH[MM[SS]]`, where present. A second
 /// of 60 is allowed for leap seconds.
 fn valid_clock(digits: &str) -> bool {
     let hour_ok = digits.get(0..2).is_none_or(|hour| number(hour) <= 23);

@@ -9,7 +9,7 @@ pub const SOP_INSTANCE_UID: &str = "1.2.826.0.1.3680043.2.1125.1.3";
 pub const STUDY_INSTANCE_UID: &str = "1.2.826.0.1.3680043.2.1125.1.1";
 pub const SERIES_INSTANCE_UID: &str = "1.2.826.0.1.3680043.2.1125.1.2";
 
-/// A CT data set with every index attribute set and no Pixel Data.
+/// Builds a CT data set with every index attribute set and no Pixel Data.
 pub fn ct_dataset() -> InMemDicomObject {
     InMemDicomObject::from_element_iter([
         DataElement::new(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100"),
