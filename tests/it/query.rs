@@ -64,6 +64,15 @@ async fn queries_follow_dicom_matching_at_every_level() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("Nonsense"), "{}", status.message());
 
+    println!("phase: metrics and readiness over HTTP");
+    // Node 3 took the ingest stream, so it has counted stores.
+    let metrics = http_get("127.0.0.1:8283", "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("tessera_stores_total"), "{metrics}");
+    assert!(metrics.contains("tessera_raft_term"), "{metrics}");
+    let ready = http_get("127.0.0.1:8282", "/ready");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
     println!("phase: the change feed replays the stores");
     let mut feed = archive(&addr)
         .await
@@ -79,4 +88,16 @@ async fn queries_follow_dicom_matching_at_every_level() {
         }
     }
     assert_eq!(stored_events, files.len());
+}
+
+/// A plain HTTP/1.1 GET, so the test needs no HTTP client crate.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(addr).expect("http port open");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    response
 }
