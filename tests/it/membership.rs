@@ -39,6 +39,12 @@ async fn added_node_installs_snapshot_then_leaves() {
     .await;
     assert!(up, "node 4 did not listen");
 
+    println!("phase: a malformed address is rejected by name");
+    let output = cluster.run(&["cluster", "add-node", "5=no-port-here"]);
+    let error = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success());
+    assert!(error.contains("no-port-here"), "{error}");
+
     println!("phase: add node 4 as learner, then voter");
     let output = cluster.run(&["cluster", "add-node", &format!("4={addr}")]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -27,8 +27,9 @@ const MIN_BLOB_SIZE: u64 = 64 * 1024;
 /// A [`ShardStore`] on one RocksDB instance in its own directory.
 ///
 /// Each record kind has its own column family. The chunk family uses integrated
-/// BlobDB, so that chunk bytes are written once to blob files and compaction moves
-/// only the small keys. Blob garbage collection reclaims the space of deleted chunks.
+/// BlobDB, so a flush writes chunk bytes to blob files and compaction rewrites only
+/// keys and blob references. Blob garbage collection relocates live chunks out of
+/// the oldest blob files during compaction, which reclaims the space of deleted ones.
 pub struct RocksShard {
     db: DB,
     location: String,

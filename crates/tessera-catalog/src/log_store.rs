@@ -1,5 +1,5 @@
 //! openraft's log storage on the catalog database. Votes and appends are
-//! synced to disk before openraft is told they are done.
+//! synced to disk before they are reported to openraft as done.
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;

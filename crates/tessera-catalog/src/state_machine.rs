@@ -22,8 +22,8 @@ const KEY_APPLIED: &[u8] = b"applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_CURRENT: &[u8] = b"current";
 
-/// Applies the log to the catalog database. `applied` tells readers (the
-/// change feed, read barriers) how far the index has got.
+/// Applies the log to the catalog database. `applied` publishes the last
+/// applied index to readers (the change feed, read barriers).
 pub struct StateMachine {
     db: Arc<DB>,
     applied: watch::Sender<u64>,
@@ -233,8 +233,8 @@ pub struct SnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    // TODO: the snapshot is one in-memory buffer of the whole index and journal;
-    // past a few GiB of catalog it should stream RocksDB checkpoint files instead.
+    // TODO: the snapshot is one in-memory buffer of the whole index and journal.
+    // Past a few GiB of catalog it should stream RocksDB checkpoint files instead.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let view = self.db.snapshot();
         let read = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {

@@ -113,7 +113,7 @@ impl Archive for ArchiveService {
     }
 }
 
-/// Receives instances from one ingest stream and answers each in order.
+/// Receives instances from one ingest stream and returns a result for each, in order.
 async fn ingest_stream(
     node: Arc<Node>,
     mut stream: Streaming<IngestRequest>,

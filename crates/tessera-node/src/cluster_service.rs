@@ -24,6 +24,14 @@ fn node_addr(spec: &NodeSpec) -> Result<NodeAddr, Status> {
             spec.node_id
         )));
     }
+    let uri = format!("http://{}", spec.grpc_addr).parse::<tonic::transport::Uri>();
+    let has_port = uri.as_ref().is_ok_and(|uri| uri.port_u16().is_some() && uri.path() == "/");
+    if !has_port {
+        return Err(Status::invalid_argument(format!(
+            "gRPC address {:?} of node {} is not HOST:PORT, e.g. 10.0.0.4:7401",
+            spec.grpc_addr, spec.node_id
+        )));
+    }
     Ok(NodeAddr {
         grpc_addr: spec.grpc_addr.clone(),
         site: spec.site.clone(),

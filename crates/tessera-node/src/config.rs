@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
 
-/// What to do when a SOP Instance UID arrives again with different bytes.
+/// Policy for a SOP Instance UID that arrives again with different bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DuplicatePolicy {

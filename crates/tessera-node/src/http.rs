@@ -41,7 +41,7 @@ fn refresh_gauges(node: &Node) {
     }
 }
 
-/// Alive: the process answers.
+/// Alive: the process serves HTTP.
 async fn health() -> &'static str {
     "ok\n"
 }

@@ -91,7 +91,7 @@ impl Node {
             .collect()
     }
 
-    /// Members as placement sees them.
+    /// Members with the site and zone labels that placement uses.
     pub fn member_labels(&self) -> Vec<NodeLabel> {
         self.members()
             .into_iter()
@@ -237,7 +237,7 @@ impl Node {
     }
 }
 
-/// Why a local proposal did not happen.
+/// Reason a local proposal did not happen.
 pub(crate) enum ProposeError {
     /// This node is not the leader; the leader, if one is known.
     Forward(Option<NodeAddr>),

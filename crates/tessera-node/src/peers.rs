@@ -33,8 +33,12 @@ impl Peers {
     }
 }
 
-/// A channel that connects on first use. Addresses come from the cluster map,
-/// which only holds validated host:port values.
+/// Creates a channel that connects on first use.
+///
+/// # Panics
+///
+/// When `addr` does not form a URI; the Cluster service checks node
+/// addresses before they enter the cluster map.
 pub fn connect_lazy(addr: &str) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("host:port forms a valid URI")

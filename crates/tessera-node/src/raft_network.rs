@@ -1,5 +1,5 @@
 //! openraft's network over the internal gRPC service. Raft messages travel as
-//! bincode inside `RaftPayload`, and so do the remote node's answers.
+//! bincode inside `RaftPayload`, and so do the remote node's responses.
 
 use std::sync::Arc;
 

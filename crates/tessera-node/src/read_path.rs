@@ -16,7 +16,7 @@ use crate::convert::manifest_from_proto;
 use crate::node::Node;
 use crate::NodeError;
 
-/// Where a read stands: chunks already delivered and the hash so far.
+/// Progress of a read: chunks already delivered and the hash so far.
 struct ReadProgress {
     next_chunk: u32,
     manifest: Option<Manifest>,

@@ -27,13 +27,13 @@ const UNCOMMITTED_GRACE: Duration = Duration::from_secs(3600);
 
 /// One pass's view of the cluster.
 pub struct Health {
-    /// Members that answered, or have been silent for less than the grace period.
+    /// Members that responded, or have been silent for less than the grace period.
     pub healthy: BTreeSet<NodeId>,
-    /// Members that answered just now.
+    /// Members that responded just now, with their stats.
     pub reachable: BTreeMap<NodeId, StatsResponse>,
 }
 
-/// What repair must do for one blob.
+/// Replica changes that repair makes for one blob.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BlobRepair {
     pub missing: Vec<NodeId>,
@@ -86,7 +86,8 @@ impl Node {
         health
     }
 
-    /// One repair pass; does nothing unless this node leads.
+    /// Runs one repair pass and returns the number of blobs it acted on.
+    /// Does nothing unless this node leads.
     pub async fn repair_pass(self: &Arc<Self>) -> Result<usize, NodeError> {
         if self.leader() != Some(self.id()) {
             return Ok(0);
@@ -226,7 +227,7 @@ impl Node {
 /// Decides which copies of one blob to add and which to drop.
 ///
 /// `labels` are the healthy members and `wanted` is R capped at their count.
-/// Copies go to wanted nodes that answer and lack one. Copies elsewhere (on a
+/// Copies go to wanted nodes that respond and lack one. Copies elsewhere (on a
 /// fallback node, on a node down past the grace period, on a former member)
 /// are surplus, dropped only once every wanted node holds a copy.
 pub fn plan_repair(
@@ -256,7 +257,7 @@ pub fn plan_repair(
     BlobRepair { missing, surplus }
 }
 
-/// Whether fewer than `wanted` copies sit on nodes that answer now.
+/// Returns whether fewer than `wanted` copies sit on nodes that respond now.
 pub fn is_under_replicated(record: &BlobRecord, wanted: usize, health: &Health) -> bool {
     let live = record
         .replicas

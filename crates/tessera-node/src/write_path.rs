@@ -77,8 +77,8 @@ impl Node {
         .await
     }
 
-    /// Answers a repeated SOP Instance UID from the local index without a new
-    /// event; a race between two first stores is settled by the state machine.
+    /// Resolves a repeated SOP Instance UID from the local index without a new
+    /// event. A race between two first stores is settled by the state machine.
     fn check_duplicate(
         &self,
         sop_uid: &str,
@@ -267,7 +267,7 @@ impl Node {
 
 use futures::StreamExt;
 
-/// Why an instance was not stored.
+/// Reason an instance was not stored.
 enum StoreFailure {
     /// The instance itself is unacceptable; retrying will not help.
     Rejected(String),
