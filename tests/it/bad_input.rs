@@ -2,9 +2,8 @@ use std::process::Command;
 
 use crate::harness::*;
 
-/// A generated file with its SOP Instance UID element (0008,0018) removed by
-/// rewriting the bytes is hard without a DICOM writer here, so these cases
-/// use pydicom through python3, which the test setup installs.
+/// Writes a copy of `source` without its SOP Instance UID (0008,0018), with
+/// pydicom through python3 (installed by the test setup) as the DICOM writer.
 fn write_without_sop_uid(source: &std::path::Path, target: &std::path::Path) {
     let script = "import sys, pydicom\n\
                   ds = pydicom.dcmread(sys.argv[1])\n\

@@ -12,7 +12,7 @@ use tessera_proto::v1::cluster_client::ClusterClient;
 use tessera_proto::v1::*;
 use tonic::transport::Channel;
 
-/// The `tessera` binary under test: TESSERA_BIN, or next to the test binary.
+/// Locates the `tessera` binary under test: TESSERA_BIN, or beside the test binary.
 pub fn tessera_bin() -> PathBuf {
     if let Ok(path) = std::env::var("TESSERA_BIN") {
         return PathBuf::from(path);

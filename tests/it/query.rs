@@ -90,7 +90,7 @@ async fn queries_follow_dicom_matching_at_every_level() {
     assert_eq!(stored_events, files.len());
 }
 
-/// A plain HTTP/1.1 GET, so the test needs no HTTP client crate.
+/// Sends a plain HTTP/1.1 GET, so the test needs no HTTP client crate.
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
 

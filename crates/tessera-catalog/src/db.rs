@@ -83,7 +83,7 @@ pub(crate) fn join_key(parts: &[&str]) -> Vec<u8> {
     parts.join("\0").into_bytes()
 }
 
-/// The prefix that selects every key starting with these parts.
+/// Builds the prefix that selects every key starting with these parts.
 pub(crate) fn prefix_key(parts: &[&str]) -> Vec<u8> {
     let mut key = join_key(parts);
     key.push(0);

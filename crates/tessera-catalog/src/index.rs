@@ -92,7 +92,7 @@ impl Catalog {
         reached
     }
 
-    /// A receiver that changes whenever an event is applied, for change feeds.
+    /// Returns a receiver that changes whenever an event is applied, for change feeds.
     pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
     }
@@ -134,7 +134,7 @@ impl Catalog {
         Ok(events)
     }
 
-    /// Every blob the index references, with its replica set.
+    /// Lists every blob the index references, with its replica set.
     pub fn blobs(&self) -> Result<Vec<(Vec<u8>, BlobRecord)>, CatalogError> {
         let family = db::cf(&self.db, db::CF_BLOBS);
         let mut blobs = Vec::new();
@@ -330,7 +330,7 @@ fn to_stored_instance(record: InstanceRecord) -> StoredInstance {
     }
 }
 
-/// The value of `keyword` when it selects exact values: no wildcard, no range.
+/// Returns the value of `keyword` when it selects exact values: no wildcard, no range.
 fn exact_value<'a>(keys: &'a BTreeMap<String, String>, keyword: &str) -> Option<&'a str> {
     let value = keys.get(keyword)?.as_str();
     let exact = !value.is_empty() && !value.contains(['*', '?', '-']);

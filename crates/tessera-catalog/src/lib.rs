@@ -2,8 +2,8 @@
 //!
 //! Every change to the archive is an event (`tessera.v1.Event`) in a Raft log
 //! run by openraft. This crate stores that log, the vote and the state machine
-//! in one RocksDB database, applies committed events to the index projection
-//! (patients, studies, series, instances, blob placement) and keeps every event
+//! in one RocksDB database. It applies committed events to the index projection
+//! (patients, studies, series, instances, blob placement). It keeps every event
 //! in the journal by log index, even after openraft purges its own log behind a
 //! snapshot. Applying the same log always gives the same index.
 //!

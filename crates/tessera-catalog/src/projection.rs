@@ -304,10 +304,10 @@ fn delete_instance(
 }
 
 /// Study, series, patient and blob rows changed by a multi-instance delete,
-/// held until the end so each instance sees the counts its predecessors left.
+/// held until the end so each instance reads the counts its predecessors left.
 #[derive(Default)]
 struct ShadowCounts {
-    studies: std::collections::BTreeMap<String, Option<StudyRecord>>,
+    studies: std::collections::BTreeMap<Vec<u8>, Option<StudyRecord>>,
     series: std::collections::BTreeMap<Vec<u8>, Option<SeriesRecord>>,
     patients: std::collections::BTreeMap<Vec<u8>, Option<PatientRecord>>,
     blobs: std::collections::BTreeMap<Vec<u8>, Option<BlobRecord>>,
@@ -316,7 +316,7 @@ struct ShadowCounts {
 impl ShadowCounts {
     fn flush(self, db: &DB, batch: &mut WriteBatch) {
         for (key, row) in self.studies {
-            write_row(db, batch, db::CF_STUDIES, key.as_bytes(), row.as_ref());
+            write_row(db, batch, db::CF_STUDIES, &key, row.as_ref());
         }
         for (key, row) in self.series {
             write_row(db, batch, db::CF_SERIES, &key, row.as_ref());
@@ -328,6 +328,21 @@ impl ShadowCounts {
             write_row(db, batch, db::CF_BLOBS, &key, row.as_ref());
         }
     }
+}
+
+/// Returns the held row under `key`, reading it from `family` on first use.
+fn shadow_slot<'a, T: serde::de::DeserializeOwned>(
+    rows: &'a mut std::collections::BTreeMap<Vec<u8>, Option<T>>,
+    db: &DB,
+    family: &str,
+    what: &'static str,
+    key: &[u8],
+) -> Result<&'a mut Option<T>, CatalogError> {
+    if !rows.contains_key(key) {
+        let row = get::<T>(db, family, what, key)?;
+        rows.insert(key.to_vec(), row);
+    }
+    Ok(rows.get_mut(key).expect("inserted above"))
 }
 
 fn write_row<T: serde::Serialize>(
@@ -378,11 +393,7 @@ fn shrink_series(
     key: &[u8],
     size: u64,
 ) -> Result<bool, CatalogError> {
-    if !shadow.series.contains_key(key) {
-        let row = get::<SeriesRecord>(db, db::CF_SERIES, "series", key)?;
-        shadow.series.insert(key.to_vec(), row);
-    }
-    let slot = shadow.series.get_mut(key).expect("inserted above");
+    let slot = shadow_slot(&mut shadow.series, db, db::CF_SERIES, "series", key)?;
     let Some(series) = slot else { return Ok(false) };
 
     series.instance_count = series.instance_count.saturating_sub(1);
@@ -402,11 +413,7 @@ fn shrink_study(
     size: u64,
     series_gone: bool,
 ) -> Result<bool, CatalogError> {
-    if !shadow.studies.contains_key(uid) {
-        let row = get::<StudyRecord>(db, db::CF_STUDIES, "study", uid.as_bytes())?;
-        shadow.studies.insert(uid.to_string(), row);
-    }
-    let slot = shadow.studies.get_mut(uid).expect("inserted above");
+    let slot = shadow_slot(&mut shadow.studies, db, db::CF_STUDIES, "study", uid.as_bytes())?;
     let Some(study) = slot else { return Ok(false) };
 
     study.instance_count = study.instance_count.saturating_sub(1);
@@ -429,11 +436,7 @@ fn shrink_patient(
     key: &[u8],
     study_gone: bool,
 ) -> Result<(), CatalogError> {
-    if !shadow.patients.contains_key(key) {
-        let row = get::<PatientRecord>(db, db::CF_PATIENTS, "patient", key)?;
-        shadow.patients.insert(key.to_vec(), row);
-    }
-    let slot = shadow.patients.get_mut(key).expect("inserted above");
+    let slot = shadow_slot(&mut shadow.patients, db, db::CF_PATIENTS, "patient", key)?;
     let Some(patient) = slot else { return Ok(()) };
 
     patient.instance_count = patient.instance_count.saturating_sub(1);
@@ -449,11 +452,7 @@ fn drop_blob_reference(
     shadow: &mut ShadowCounts,
     blob_id: &[u8],
 ) -> Result<(), CatalogError> {
-    if !shadow.blobs.contains_key(blob_id) {
-        let row = get::<BlobRecord>(db, db::CF_BLOBS, "blob", blob_id)?;
-        shadow.blobs.insert(blob_id.to_vec(), row);
-    }
-    let slot = shadow.blobs.get_mut(blob_id).expect("inserted above");
+    let slot = shadow_slot(&mut shadow.blobs, db, db::CF_BLOBS, "blob", blob_id)?;
     let Some(blob) = slot else { return Ok(()) };
 
     // TODO: an unreferenced blob leaves the index here, but its replicas stay on

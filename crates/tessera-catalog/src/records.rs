@@ -56,7 +56,7 @@ pub struct InstanceRecord {
     pub accepted_at_ms: i64,
 }
 
-/// Where the copies of one blob are, and how many instances use it.
+/// Locations of the copies of one blob, and the number of instances using it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRecord {
     pub size: u64,

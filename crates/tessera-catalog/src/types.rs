@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Identifier of a node. Never reused: a replaced node gets a new id.
 pub type NodeId = u64;
 
-/// What the cluster map knows of a node: where to reach it and where it sits,
+/// Cluster map entry of a node: where to reach it and where it sits,
 /// so that placement can spread replicas over sites and zones.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAddr {
@@ -29,7 +29,7 @@ pub struct Proposal {
     pub event: Vec<u8>,
 }
 
-/// What applying one event did to the index.
+/// Effect of applying one event to the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// The event changed the index.
@@ -44,7 +44,7 @@ pub enum Outcome {
     Ignored { reason: String },
 }
 
-/// The state machine's answer to a committed proposal.
+/// The state machine's response to a committed proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyResult {
     pub log_index: u64,

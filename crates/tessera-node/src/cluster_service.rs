@@ -40,7 +40,7 @@ fn node_addr(spec: &NodeSpec) -> Result<NodeAddr, Status> {
 }
 
 impl ClusterService {
-    /// The leader's Cluster client when this node does not lead.
+    /// Returns a Cluster client for the leader, or None when this node leads.
     fn leader_client(&self) -> Result<Option<ClusterClient<tonic::transport::Channel>>, Status> {
         let leader = self.node.leader().ok_or(NodeError::NoLeader)?;
         if leader == self.node.id() {
@@ -98,12 +98,8 @@ impl Cluster for ClusterService {
             })
             .collect();
 
-        let wanted = self.node.effective_replicas();
         let blobs = self.node.catalog.blobs().map_err(NodeError::from)?;
-        let under = blobs
-            .iter()
-            .filter(|(_, record)| crate::repair::is_under_replicated(record, wanted, &health))
-            .count();
+        let under = self.node.count_under_replicated(&blobs, &health);
         Ok(Response::new(ClusterStatus {
             leader_id: metrics.current_leader.unwrap_or(0),
             term: metrics.current_term,
@@ -112,7 +108,7 @@ impl Cluster for ClusterService {
             nodes,
             under_replicated_blobs: under as u64,
             instances: self.node.catalog.instance_count().map_err(NodeError::from)?,
-            replication_factor: wanted as u64,
+            replication_factor: self.node.effective_replicas() as u64,
             answering_node_id: self.node.id(),
         }))
     }

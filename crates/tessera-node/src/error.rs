@@ -77,7 +77,7 @@ pub enum NodeError {
 }
 
 impl NodeError {
-    /// Whether a client may retry the same request later and expect success.
+    /// Returns whether a client may retry the same request later and expect success.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,

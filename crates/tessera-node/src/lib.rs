@@ -3,8 +3,8 @@
 //! A node runs the public gRPC services (`Archive`, `Cluster`), the internal
 //! `Peer` service for Raft and blob replicas, and an HTTP endpoint for metrics,
 //! health and readiness. The write path validates an instance, writes its blob
-//! to R replicas and acknowledges only after `InstanceStored` commits; the read
-//! path streams verified chunks from the nearest healthy replica; upkeep
+//! to R replicas and acknowledges only after `InstanceStored` commits. The read
+//! path streams verified chunks from the nearest healthy replica. Upkeep
 //! re-replicates, scrubs and sweeps.
 //!
 //! ```no_run

@@ -145,8 +145,8 @@ impl Peer for PeerService {
                     }),
                     Err(error) => {
                         tracing::warn!(blob = %manifest.blob_id, chunk = index, %error, "served replica is unreadable");
-                        let handle = tokio::runtime::Handle::current();
-                        let _guard = handle.enter();
+                        // Blocking-pool threads run inside the runtime, so
+                        // the repair task can be spawned from here.
                         node.schedule_local_repair(manifest.blob_id);
                         Err(Status::data_loss(error.to_string()))
                     }

@@ -17,8 +17,8 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// A client for the node at `addr` (host:port). Connects on first use, and
-    /// reconnects by itself after the peer restarts.
+    /// Returns a client for the node at `addr` (host:port). It connects on first
+    /// use, and reconnects by itself after the peer restarts.
     pub fn client(&self, addr: &str) -> PeerClient<Channel> {
         let channel = {
             let mut channels = self.channels.lock().expect("peer pool lock poisoned");

@@ -1,6 +1,6 @@
-//! Background upkeep: the leader restores R copies of every blob after a node
-//! stays down past the grace period and moves copies back where placement
-//! wants them; every node scrubs its shards and sweeps uncommitted chunks.
+//! Background upkeep. The leader restores R copies of every blob after a node
+//! stays down past the grace period, and moves copies back to the nodes that
+//! placement picks. Every node scrubs its shards and sweeps uncommitted chunks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -100,10 +100,7 @@ impl Node {
             .collect();
         let wanted = self.config.replication_factor.min(labels.len());
         let blobs = self.catalog.blobs()?;
-        let under = blobs
-            .iter()
-            .filter(|(_, record)| is_under_replicated(record, wanted, &health))
-            .count();
+        let under = self.count_under_replicated(&blobs, &health);
         self.metrics.under_replicated.set(under as i64);
 
         let work: Vec<(BlobId, BlobRepair)> = blobs
@@ -229,7 +226,7 @@ impl Node {
 /// `labels` are the healthy members and `wanted` is R capped at their count.
 /// Copies go to wanted nodes that respond and lack one. Copies elsewhere (on a
 /// fallback node, on a node down past the grace period, on a former member)
-/// are surplus, dropped only once every wanted node holds a copy.
+/// are surplus, dropped only once every wanted node has a copy.
 pub fn plan_repair(
     blob: &BlobId,
     record: &BlobRecord,
@@ -257,8 +254,20 @@ pub fn plan_repair(
     BlobRepair { missing, surplus }
 }
 
+impl Node {
+    /// Counts blobs with fewer copies on responding nodes than the replication
+    /// factor in force. `cluster status` and the metric both report this.
+    pub fn count_under_replicated(&self, blobs: &[(Vec<u8>, BlobRecord)], health: &Health) -> usize {
+        let wanted = self.effective_replicas();
+        blobs
+            .iter()
+            .filter(|(_, record)| is_under_replicated(record, wanted, health))
+            .count()
+    }
+}
+
 /// Returns whether fewer than `wanted` copies sit on nodes that respond now.
-pub fn is_under_replicated(record: &BlobRecord, wanted: usize, health: &Health) -> bool {
+fn is_under_replicated(record: &BlobRecord, wanted: usize, health: &Health) -> bool {
     let live = record
         .replicas
         .iter()

@@ -119,7 +119,7 @@ impl Spool {
         Ok(Bytes::from(buffer))
     }
 
-    /// A reader over the first chunks, enough for parsing the header.
+    /// Returns a reader over the chunks in order, one in memory at a time.
     pub fn reader(&self) -> SpoolReader<'_> {
         SpoolReader {
             spool: self,

@@ -1,10 +1,12 @@
 //! Storing an instance: parse and validate the header, write the blob to its
-//! replicas, propose `InstanceStored`, and answer only once it is committed.
+//! replicas, propose `InstanceStored`, and acknowledge only once it is
+//! committed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use futures::StreamExt;
 use tessera_blob::{placement, Manifest};
 use tessera_catalog::{NodeId, Outcome};
 use tessera_proto::internal::v1::{put_blob_request, PutBlobRequest};
@@ -20,8 +22,8 @@ use crate::NodeError;
 const REPLICA_TIMEOUT_PER_64MIB: Duration = Duration::from_secs(30);
 
 impl Node {
-    /// Stores one received instance and reports what happened to it. Never
-    /// fails as a whole: every problem becomes the instance's result.
+    /// Stores one received instance and reports the outcome. Returns no error:
+    /// every problem becomes the instance's result, with a status and reason.
     pub async fn store(self: &Arc<Self>, label: String, manifest: Manifest, spool: Spool) -> IngestResult {
         let started = Instant::now();
         let mut result = IngestResult {
@@ -264,8 +266,6 @@ impl Node {
         })?
     }
 }
-
-use futures::StreamExt;
 
 /// Reason an instance was not stored.
 enum StoreFailure {

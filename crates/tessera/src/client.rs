@@ -7,17 +7,17 @@ use tessera_proto::v1::archive_client::ArchiveClient;
 use tessera_proto::v1::cluster_client::ClusterClient;
 use tonic::transport::{Channel, Endpoint};
 
-/// Where client commands find the cluster.
+/// Node addresses that client commands connect to.
 #[derive(Args, Clone, Debug)]
 pub struct ClusterAddr {
-    /// Node gRPC addresses (host:port), comma-separated; the first that
-    /// answers is used.
+    /// Node gRPC addresses (host:port), comma-separated. The first that
+    /// accepts a connection is used.
     #[arg(long, env = "TESSERA_ADDR", default_value = "127.0.0.1:7401", value_delimiter = ',')]
     pub addr: Vec<String>,
 }
 
 impl ClusterAddr {
-    /// A channel to the first node that accepts a connection.
+    /// Connects to the first node that accepts a connection.
     pub async fn connect(&self) -> anyhow::Result<Channel> {
         let mut failures = Vec::new();
         for addr in &self.addr {
@@ -27,7 +27,7 @@ impl ClusterAddr {
             }
         }
         anyhow::bail!(
-            "no node answered ({}); start one with `tessera cluster local` or set --addr/TESSERA_ADDR",
+            "no node responded ({}); start one with `tessera cluster local` or set --addr/TESSERA_ADDR",
             failures.join("; ")
         )
     }

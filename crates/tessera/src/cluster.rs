@@ -204,7 +204,7 @@ impl LocalCluster {
         }
     }
 
-    /// Reaps children that exited; returns their node ids.
+    /// Reaps children that exited and returns their pids and exit statuses.
     fn exited(&mut self) -> Vec<(u32, String)> {
         let mut gone = Vec::new();
         for child in &mut self.children {

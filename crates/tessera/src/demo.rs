@@ -180,7 +180,7 @@ fn generate(out: &Path, seed: u64, patients: u32) -> anyhow::Result<Vec<PathBuf>
     })
 }
 
-/// The test files folder of the pydicom package that python3 imports.
+/// Finds the test files folder of the pydicom package that python3 imports.
 fn pydicom_test_files() -> anyhow::Result<PathBuf> {
     let output = std::process::Command::new("python3")
         .args([

@@ -36,7 +36,7 @@ pub struct FindArgs {
     limit: u32,
     #[arg(long, default_value_t = 0)]
     offset: u32,
-    /// Answer from the contacted node without the read barrier.
+    /// Query the contacted node without the read barrier; results may lag.
     #[arg(long)]
     stale: bool,
     /// Print JSON instead of a table.

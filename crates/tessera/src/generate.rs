@@ -66,7 +66,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A UID under the 2.25 root (PS3.5 B.2), derived from the seed and a path.
+/// Derives a UID under the 2.25 root (PS3.5 B.2) from the seed and a path.
 fn uid(seed: u64, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(seed.to_be_bytes());
@@ -173,7 +173,7 @@ fn write_instance(
     Ok(path)
 }
 
-/// A 12-bit phantom: a disc that moves with the slice, plus noise.
+/// Draws a 12-bit phantom: a disc that moves with the slice, plus noise.
 fn pixels(size: u16, slice: u32, rng: &mut ChaCha8Rng) -> Vec<u8> {
     let n = size as i32;
     let centre = n / 2 + (slice as i32 % 7) - 3;

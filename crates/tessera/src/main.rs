@@ -37,8 +37,8 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Write generated multi-series studies (deterministic from a seed).
     Generate(generate::GenerateArgs),
-    /// Start a local three-node cluster, store a corpus, kill a node, and show
-    /// that nothing is lost.
+    /// Start a local three-node cluster, store a corpus, kill the leader, and
+    /// check that every instance still comes back byte-identical.
     Demo(demo::DemoArgs),
 }
 

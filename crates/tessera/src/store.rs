@@ -62,7 +62,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<std::process::ExitCode> {
     })
 }
 
-/// Every regular file under the given paths, in a stable order.
+/// Lists every regular file under the given paths, in a stable order.
 pub fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
@@ -79,17 +79,20 @@ pub fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub fn print_summary(summary: &StoreSummary) {
-    let mb = summary.bytes as f64 / 1e6;
-    println!(
+fn counts_line(summary: &StoreSummary) -> String {
+    format!(
         "stored {}, already stored {}, rejected {}, unavailable {}; {:.1} MB in {:.1} s",
         summary.stored,
         summary.already_stored,
         summary.rejected.len(),
         summary.unavailable.len(),
-        mb,
+        summary.bytes as f64 / 1e6,
         summary.seconds
-    );
+    )
+}
+
+pub fn print_summary(summary: &StoreSummary) {
+    println!("{}", counts_line(summary));
     for (path, reason) in &summary.rejected {
         println!("  rejected {path}: {reason}");
     }
@@ -100,15 +103,7 @@ pub fn print_summary(summary: &StoreSummary) {
 
 /// Counts only, with the first few rejections, for the demo.
 pub fn print_summary_brief(summary: &StoreSummary) {
-    println!(
-        "  stored {}, already stored {}, rejected {}, unavailable {}; {:.1} MB in {:.1} s",
-        summary.stored,
-        summary.already_stored,
-        summary.rejected.len(),
-        summary.unavailable.len(),
-        summary.bytes as f64 / 1e6,
-        summary.seconds
-    );
+    println!("  {}", counts_line(summary));
     for (path, reason) in summary.rejected.iter().take(8) {
         let name = Path::new(path).file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         println!("  rejected {name}: {reason}");

@@ -38,7 +38,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// One line per event, with UIDs but no patient data.
+/// Formats one line per event, with UIDs but no patient data.
 fn describe(body: Option<Body>) -> String {
     match body {
         Some(Body::InstanceStored(e)) => {

@@ -65,7 +65,7 @@ fn study_deleted(study: u8) -> Event {
     }
 }
 
-/// Everything the index answers, in one comparable value.
+/// Collects every query result, blob and journal entry into one comparable value.
 fn dump(catalog: &Catalog) -> Vec<String> {
     let mut lines = Vec::new();
     for level in [Level::Patient, Level::Study, Level::Series, Level::Instance] {
