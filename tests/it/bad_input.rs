@@ -15,7 +15,10 @@ fn write_without_sop_uid(source: &std::path::Path, target: &std::path::Path) {
         .arg(target)
         .status()
         .expect("python3 runs");
-    assert!(status.success(), "pydicom could not write the test file; run tests/setup.sh");
+    assert!(
+        status.success(),
+        "pydicom could not write the test file; run tests/setup.sh"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +31,11 @@ async fn bad_files_rejected_with_reasons_and_batch_continues() {
         std::fs::write(batch.join(format!("good-{index:02}.dcm")), bytes).expect("write");
     }
     let sample = &good[0].1;
-    std::fs::write(batch.join("bad-random.dcm"), b"this is not DICOM at all, just text").expect("write");
+    std::fs::write(
+        batch.join("bad-random.dcm"),
+        b"this is not DICOM at all, just text",
+    )
+    .expect("write");
     std::fs::write(batch.join("bad-empty.dcm"), b"").expect("write");
     std::fs::write(batch.join("bad-truncated.dcm"), &sample[..200]).expect("write");
     let source = cluster.dir.path().join("source.dcm");
@@ -36,11 +43,22 @@ async fn bad_files_rejected_with_reasons_and_batch_continues() {
     write_without_sop_uid(&source, &batch.join("bad-no-sop-uid.dcm"));
 
     let output = cluster.run(&["store", "--json", batch.to_str().expect("utf-8 path")]);
-    assert!(!output.status.success(), "store exits non-zero when a file is rejected");
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("json summary: {e}\n{}", String::from_utf8_lossy(&output.stdout)));
+    assert!(
+        !output.status.success(),
+        "store exits non-zero when a file is rejected"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "json summary: {e}\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
 
-    assert_eq!(summary["stored"].as_u64(), Some(good.len() as u64), "{summary}");
+    assert_eq!(
+        summary["stored"].as_u64(),
+        Some(good.len() as u64),
+        "{summary}"
+    );
     let rejected = summary["rejected"].as_array().expect("rejected list");
     assert_eq!(rejected.len(), 4, "{summary}");
     let reason_for = |name: &str| -> String {
@@ -52,7 +70,10 @@ async fn bad_files_rejected_with_reasons_and_batch_continues() {
     };
     assert!(reason_for("bad-random.dcm").contains("part 10"));
     assert!(reason_for("bad-empty.dcm").contains("part 10"));
-    assert!(reason_for("bad-truncated.dcm").contains("truncated") || reason_for("bad-truncated.dcm").contains("parse"));
+    assert!(
+        reason_for("bad-truncated.dcm").contains("truncated")
+            || reason_for("bad-truncated.dcm").contains("parse")
+    );
     assert!(reason_for("bad-no-sop-uid.dcm").contains("sopinstanceuid"));
 
     println!("phase: the good files are all there and nothing else");

@@ -21,10 +21,22 @@ async fn same_uid_same_bytes_once_different_bytes_rejected() {
     changed[last] ^= 0xff;
     let conflict = ingest(&addr, &[(label, changed)]).await;
     assert_eq!(conflict[0].status(), IngestStatus::Rejected);
-    assert!(conflict[0].reason.contains("already stored with different bytes"), "{}", conflict[0].reason);
+    assert!(
+        conflict[0]
+            .reason
+            .contains("already stored with different bytes"),
+        "{}",
+        conflict[0].reason
+    );
 
-    let fetched = retrieve_instance(&addr, &first[0].sop_instance_uid).await.expect("retrieve");
-    assert_eq!(sha256(&fetched), sha256(&original), "stored instance untouched");
+    let fetched = retrieve_instance(&addr, &first[0].sop_instance_uid)
+        .await
+        .expect("retrieve");
+    assert_eq!(
+        sha256(&fetched),
+        sha256(&original),
+        "stored instance untouched"
+    );
     let page = query(&addr, QueryLevel::Instance, &[]).await;
     assert_eq!(page.total, 1);
     assert!(index_after_first > 0);
@@ -48,8 +60,14 @@ async fn concurrent_duplicate_stores_have_one_winner() {
         .map(|r| r.expect("task finished"))
         .collect();
 
-    let stored = results.iter().filter(|r| r.status() == IngestStatus::Stored).count();
-    let already = results.iter().filter(|r| r.status() == IngestStatus::AlreadyStored).count();
+    let stored = results
+        .iter()
+        .filter(|r| r.status() == IngestStatus::Stored)
+        .count();
+    let already = results
+        .iter()
+        .filter(|r| r.status() == IngestStatus::AlreadyStored)
+        .count();
     assert_eq!(stored, 1, "{results:?}");
     assert_eq!(already, 8, "{results:?}");
     let page = query(&addrs[0], QueryLevel::Instance, &[]).await;

@@ -20,7 +20,11 @@ pub fn tessera_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("tessera");
-    assert!(bin.exists(), "{} is missing; run `cargo build --bin tessera` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing; run `cargo build --bin tessera` first",
+        bin.display()
+    );
     bin
 }
 
@@ -71,13 +75,15 @@ impl TestCluster {
     fn wait_for_file(&self, nodes: u64) {
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
-            let log = std::fs::read_to_string(self.dir.path().join("supervisor.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.dir.path().join("supervisor.log")).unwrap_or_default();
             if log.contains("cluster ready") && self.nodes().len() as u64 == nodes {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let log = std::fs::read_to_string(self.dir.path().join("supervisor.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.dir.path().join("supervisor.log")).unwrap_or_default();
         panic!("cluster did not become ready in 90 s; supervisor log:\n{log}");
     }
 
@@ -103,11 +109,19 @@ impl TestCluster {
     }
 
     pub fn addr_of(&self, node_id: u64) -> String {
-        self.nodes().into_iter().find(|n| n.node_id == node_id).expect("known node").grpc_addr
+        self.nodes()
+            .into_iter()
+            .find(|n| n.node_id == node_id)
+            .expect("known node")
+            .grpc_addr
     }
 
     pub fn kill(&self, node_id: u64) {
-        let node = self.nodes().into_iter().find(|n| n.node_id == node_id).expect("known node");
+        let node = self
+            .nodes()
+            .into_iter()
+            .find(|n| n.node_id == node_id)
+            .expect("known node");
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(node.pid as i32),
             nix::sys::signal::Signal::SIGKILL,
@@ -123,7 +137,10 @@ impl TestCluster {
             .stdout(Stdio::null())
             .status()
             .expect("start-node runs");
-        assert!(status.success(), "tessera cluster start-node {node_id} failed");
+        assert!(
+            status.success(),
+            "tessera cluster start-node {node_id} failed"
+        );
     }
 
     /// Runs a `tessera` client command against every node.
@@ -170,7 +187,11 @@ pub async fn archive(addr: &str) -> ArchiveClient<Channel> {
 
 pub async fn status(addr: &str) -> ClusterStatus {
     let mut client = ClusterClient::new(channel(addr).await);
-    client.status(StatusRequest {}).await.expect("status answers").into_inner()
+    client
+        .status(StatusRequest {})
+        .await
+        .expect("status answers")
+        .into_inner()
 }
 
 /// Stores files over one ingest stream; one result per file.
@@ -178,7 +199,10 @@ pub async fn ingest(addr: &str, files: &[(String, Vec<u8>)]) -> Vec<IngestResult
     let mut requests = Vec::new();
     for (label, bytes) in files {
         requests.push(IngestRequest {
-            part: Some(ingest_request::Part::Begin(IngestBegin { label: label.clone(), header: None })),
+            part: Some(ingest_request::Part::Begin(IngestBegin {
+                label: label.clone(),
+                header: None,
+            })),
         });
         for piece in bytes.chunks(256 * 1024) {
             requests.push(IngestRequest {
@@ -229,7 +253,10 @@ pub async fn try_query(
 ) -> Result<QueryResponse, tonic::Status> {
     let request = QueryRequest {
         level: level as i32,
-        keys: keys.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        keys: keys
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..QueryRequest::default()
     };
     Ok(archive(addr).await.query(request).await?.into_inner())
@@ -243,8 +270,19 @@ pub fn sha256(bytes: &[u8]) -> String {
 pub fn generated(dir: &Path, seed: u64, patients: u32, per_series: u32) -> Vec<(String, Vec<u8>)> {
     let out = dir.join(format!("generated-{seed}"));
     let status = Command::new(tessera_bin())
-        .args(["generate", "--seed", &seed.to_string(), "--patients", &patients.to_string()])
-        .args(["--instances-per-series", &per_series.to_string(), "--size", "64"])
+        .args([
+            "generate",
+            "--seed",
+            &seed.to_string(),
+            "--patients",
+            &patients.to_string(),
+        ])
+        .args([
+            "--instances-per-series",
+            &per_series.to_string(),
+            "--size",
+            "64",
+        ])
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())

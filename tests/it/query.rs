@@ -24,22 +24,48 @@ async fn queries_follow_dicom_matching_at_every_level() {
     let patient_id = some_study["PatientID"].clone();
     let by_id = query(&addr, QueryLevel::Study, &[("PatientID", &patient_id)]).await;
     assert_eq!(by_id.total, 2);
-    assert!(by_id.records.iter().all(|r| r.attributes["PatientID"] == patient_id));
+    assert!(by_id
+        .records
+        .iter()
+        .all(|r| r.attributes["PatientID"] == patient_id));
 
     println!("phase: PatientName wildcard is case-insensitive");
     let name = some_study["PatientName"].clone();
     let prefix: String = name.chars().take(2).collect::<String>().to_lowercase();
-    let by_name = query(&addr, QueryLevel::Study, &[("PatientName", &format!("{prefix}*"))]).await;
+    let by_name = query(
+        &addr,
+        QueryLevel::Study,
+        &[("PatientName", &format!("{prefix}*"))],
+    )
+    .await;
     assert!(by_name.total >= 2, "{prefix}* matched {}", by_name.total);
-    assert!(by_name.records.iter().all(|r| r.attributes["PatientName"].to_lowercase().starts_with(&prefix)));
+    assert!(by_name.records.iter().all(|r| r.attributes["PatientName"]
+        .to_lowercase()
+        .starts_with(&prefix)));
 
     println!("phase: StudyDate range with open end");
     let date = some_study["StudyDate"].clone();
-    let from_date = query(&addr, QueryLevel::Study, &[("StudyDate", &format!("{date}-"))]).await;
-    assert!(from_date.records.iter().all(|r| r.attributes["StudyDate"] >= date));
+    let from_date = query(
+        &addr,
+        QueryLevel::Study,
+        &[("StudyDate", &format!("{date}-"))],
+    )
+    .await;
+    assert!(from_date
+        .records
+        .iter()
+        .all(|r| r.attributes["StudyDate"] >= date));
     assert!(from_date.total >= 1);
-    let exact_date = query(&addr, QueryLevel::Study, &[("StudyDate", &format!("{date}-{date}"))]).await;
-    assert!(exact_date.records.iter().all(|r| r.attributes["StudyDate"] == date));
+    let exact_date = query(
+        &addr,
+        QueryLevel::Study,
+        &[("StudyDate", &format!("{date}-{date}"))],
+    )
+    .await;
+    assert!(exact_date
+        .records
+        .iter()
+        .all(|r| r.attributes["StudyDate"] == date));
 
     println!("phase: counts, modalities, paging");
     assert_eq!(some_study["NumberOfStudyRelatedSeries"], "3");
@@ -54,7 +80,12 @@ async fn queries_follow_dicom_matching_at_every_level() {
         offset: 4,
         ..Default::default()
     };
-    let page = archive(&addr).await.query(request).await.expect("paged query").into_inner();
+    let page = archive(&addr)
+        .await
+        .query(request)
+        .await
+        .expect("paged query")
+        .into_inner();
     assert_eq!(page.records.len(), 2);
     assert_eq!(page.total, 6);
 
@@ -62,7 +93,11 @@ async fn queries_follow_dicom_matching_at_every_level() {
     let bad = try_query(&addr, QueryLevel::Study, &[("Nonsense", "x")]).await;
     let status = bad.expect_err("unknown key rejected");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    assert!(status.message().contains("Nonsense"), "{}", status.message());
+    assert!(
+        status.message().contains("Nonsense"),
+        "{}",
+        status.message()
+    );
 
     println!("phase: metrics and readiness over HTTP");
     // Node 3 took the ingest stream, so it has counted stores.
@@ -83,7 +118,9 @@ async fn queries_follow_dicom_matching_at_every_level() {
     let mut stored_events = 0;
     while stored_events < files.len() {
         let entry = feed.next().await.expect("feed continues").expect("entry");
-        if let Some(tessera_proto::v1::event::Body::InstanceStored(_)) = entry.event.and_then(|e| e.body) {
+        if let Some(tessera_proto::v1::event::Body::InstanceStored(_)) =
+            entry.event.and_then(|e| e.body)
+        {
             stored_events += 1;
         }
     }

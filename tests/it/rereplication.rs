@@ -10,11 +10,18 @@ async fn node_down_past_grace_has_replicas_recreated() {
     let files = generated(cluster.dir.path(), 31, 2, 3);
     let first = cluster.nodes()[0].grpc_addr.clone();
     let results = ingest(&first, &files).await;
-    assert!(results.iter().all(|r| r.status() == IngestStatus::Stored), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.status() == IngestStatus::Stored),
+        "{results:?}"
+    );
 
     let before = status(&first).await;
     let total_copies: u64 = before.nodes.iter().map(|n| n.blob_count).sum();
-    assert_eq!(total_copies as usize, files.len() * 3, "R = 3 copies of every blob");
+    assert_eq!(
+        total_copies as usize,
+        files.len() * 3,
+        "R = 3 copies of every blob"
+    );
 
     let leader = before.leader_id;
     let victim = before
@@ -24,18 +31,29 @@ async fn node_down_past_grace_has_replicas_recreated() {
         .max_by_key(|n| n.blob_count)
         .expect("a follower with blobs")
         .clone();
-    println!("phase: SIGKILL node {} holding {} blobs", victim.node_id, victim.blob_count);
+    println!(
+        "phase: SIGKILL node {} holding {} blobs",
+        victim.node_id, victim.blob_count
+    );
     cluster.kill(victim.node_id);
     let killed_at = Instant::now();
 
     let leader_addr = cluster.addr_of(leader);
     let restored = eventually(Duration::from_secs(90), || async {
         let now = status(&leader_addr).await;
-        let live: u64 = now.nodes.iter().filter(|n| n.reachable).map(|n| n.blob_count).sum();
+        let live: u64 = now
+            .nodes
+            .iter()
+            .filter(|n| n.reachable)
+            .map(|n| n.blob_count)
+            .sum();
         now.under_replicated_blobs == 0 && live as usize == files.len() * 3
     })
     .await;
-    assert!(restored, "three live copies of every blob were not restored");
+    assert!(
+        restored,
+        "three live copies of every blob were not restored"
+    );
     println!(
         "re-replicated {} blobs of node {} in {:.1} s after the kill (grace 3 s)",
         victim.blob_count,
@@ -45,7 +63,9 @@ async fn node_down_past_grace_has_replicas_recreated() {
 
     println!("phase: every instance still byte-identical");
     for (result, (_, bytes)) in results.iter().zip(&files) {
-        let fetched = retrieve_instance(&leader_addr, &result.sop_instance_uid).await.expect("retrieve");
+        let fetched = retrieve_instance(&leader_addr, &result.sop_instance_uid)
+            .await
+            .expect("retrieve");
         assert_eq!(sha256(&fetched), sha256(bytes));
     }
 }

@@ -14,7 +14,9 @@ use tokio::sync::watch;
 
 use crate::db::{self, index_key, join_key, prefix_key};
 use crate::projection::{self, INDEX_ACCESSION, INDEX_PATIENT_ID, INDEX_STUDY_DATE};
-use crate::records::{decode, BlobRecord, InstanceRecord, PatientRecord, SeriesRecord, StudyRecord};
+use crate::records::{
+    decode, BlobRecord, InstanceRecord, PatientRecord, SeriesRecord, StudyRecord,
+};
 use crate::{CatalogError, LogStore, StateMachine};
 
 /// Query and retrieve level, as in the DICOM Query/Retrieve information models.
@@ -122,7 +124,11 @@ impl Catalog {
     }
 
     /// Journal events from `from_index` on, at most `max` of them.
-    pub fn journal_from(&self, from_index: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, CatalogError> {
+    pub fn journal_from(
+        &self,
+        from_index: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, CatalogError> {
         let family = db::cf(&self.db, db::CF_JOURNAL);
         let start = index_key(from_index);
         let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
@@ -307,7 +313,11 @@ impl Catalog {
             .collect()
     }
 
-    fn scan_prefix(&self, family: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CatalogError> {
+    fn scan_prefix(
+        &self,
+        family: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CatalogError> {
         let family = db::cf(&self.db, family);
         let mode = IteratorMode::From(prefix, rocksdb::Direction::Forward);
         let mut rows = Vec::new();
@@ -456,7 +466,10 @@ fn patient_attributes(p: &PatientRecord) -> BTreeMap<String, String> {
         ("PatientBirthDate", p.patient_birth_date.clone()),
         ("PatientSex", p.patient_sex.clone()),
         ("NumberOfPatientRelatedStudies", p.study_count.to_string()),
-        ("NumberOfPatientRelatedInstances", p.instance_count.to_string()),
+        (
+            "NumberOfPatientRelatedInstances",
+            p.instance_count.to_string(),
+        ),
     ])
 }
 
@@ -477,7 +490,10 @@ fn study_attributes(s: &StudyRecord) -> BTreeMap<String, String> {
         ("ReferringPhysicianName", s.referring_physician_name.clone()),
         ("ModalitiesInStudy", modalities.join("\\")),
         ("NumberOfStudyRelatedSeries", s.series_count.to_string()),
-        ("NumberOfStudyRelatedInstances", s.instance_count.to_string()),
+        (
+            "NumberOfStudyRelatedInstances",
+            s.instance_count.to_string(),
+        ),
     ])
 }
 
@@ -488,7 +504,10 @@ fn series_attributes(s: &SeriesRecord) -> BTreeMap<String, String> {
         ("Modality", s.modality.clone()),
         ("SeriesDescription", s.series_description.clone()),
         ("SeriesNumber", s.series_number.clone()),
-        ("NumberOfSeriesRelatedInstances", s.instance_count.to_string()),
+        (
+            "NumberOfSeriesRelatedInstances",
+            s.instance_count.to_string(),
+        ),
     ])
 }
 

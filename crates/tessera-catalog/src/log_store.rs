@@ -38,15 +38,18 @@ impl LogStore {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
-        let value = bincode::deserialize(&bytes)
-            .map_err(|e| StorageIOError::read(AnyError::new(&*e)))?;
+        let value =
+            bincode::deserialize(&bytes).map_err(|e| StorageIOError::read(AnyError::new(&*e)))?;
         Ok(Some(value))
     }
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         let bytes = bincode::serialize(value).expect("raft metadata always serializes");
-        db::blocking(|| self.db.put_cf_opt(&db::cf(&self.db, CF_RAFT), key, bytes, &synced()))
-            .map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
+        db::blocking(|| {
+            self.db
+                .put_cf_opt(&db::cf(&self.db, CF_RAFT), key, bytes, &synced())
+        })
+        .map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
         Ok(())
     }
 
@@ -70,8 +73,7 @@ fn synced() -> WriteOptions {
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<Entry, StorageError> {
-    bincode::deserialize(bytes)
-        .map_err(|e| StorageIOError::read_logs(AnyError::new(&*e)).into())
+    bincode::deserialize(bytes).map_err(|e| StorageIOError::read_logs(AnyError::new(&*e)).into())
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

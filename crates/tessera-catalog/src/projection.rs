@@ -413,7 +413,13 @@ fn shrink_study(
     size: u64,
     series_gone: bool,
 ) -> Result<bool, CatalogError> {
-    let slot = shadow_slot(&mut shadow.studies, db, db::CF_STUDIES, "study", uid.as_bytes())?;
+    let slot = shadow_slot(
+        &mut shadow.studies,
+        db,
+        db::CF_STUDIES,
+        "study",
+        uid.as_bytes(),
+    )?;
     let Some(study) = slot else { return Ok(false) };
 
     study.instance_count = study.instance_count.saturating_sub(1);
@@ -464,7 +470,10 @@ fn drop_blob_reference(
     Ok(())
 }
 
-pub(crate) fn instance_by_sop(db: &DB, sop_uid: &str) -> Result<Option<InstanceRecord>, CatalogError> {
+pub(crate) fn instance_by_sop(
+    db: &DB,
+    sop_uid: &str,
+) -> Result<Option<InstanceRecord>, CatalogError> {
     let location = db
         .get_cf(&db::cf(db, db::CF_SOP), sop_uid.as_bytes())
         .map_err(CatalogError::rocks("read SOP Instance UID index"))?;

@@ -9,8 +9,8 @@ use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
 use prost::Message;
 use rocksdb::{WriteBatch, DB};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use tessera_proto::v1::Event;
+use tokio::sync::watch;
 
 use crate::db::{self, index_key, CF_JOURNAL, CF_META, CF_SNAPSHOT, STATE_CFS};
 use crate::projection::apply_event;
@@ -46,7 +46,13 @@ impl StateMachine {
     pub fn new(db: Arc<DB>) -> Result<(Self, watch::Receiver<u64>), StorageError> {
         let applied = read_applied(&db)?.map(|id| id.index).unwrap_or(0);
         let (sender, receiver) = watch::channel(applied);
-        Ok((Self { db, applied: sender }, receiver))
+        Ok((
+            Self {
+                db,
+                applied: sender,
+            },
+            receiver,
+        ))
     }
 
     fn apply_entry(&self, entry: &Entry) -> Result<ApplyResult, StorageError> {
@@ -91,9 +97,8 @@ impl StateMachine {
             }
         };
 
-        apply_event(&self.db, batch, index, &event).map_err(|e| {
-            StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
-        })
+        apply_event(&self.db, batch, index, &event)
+            .map_err(|e| StorageIOError::write_state_machine(AnyError::error(e.to_string())).into())
     }
 }
 
@@ -125,9 +130,7 @@ fn read_applied(db: &DB) -> Result<Option<LogId>, StorageError> {
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         let applied = read_applied(&self.db)?;
         let membership = get_meta(&self.db, CF_META, KEY_MEMBERSHIP)?.unwrap_or_default();
         Ok((applied, membership))

@@ -18,7 +18,11 @@ pub struct NodeAddr {
 
 impl std::fmt::Display for NodeAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (site {:?}, zone {:?})", self.grpc_addr, self.site, self.zone)
+        write!(
+            f,
+            "{} (site {:?}, zone {:?})",
+            self.grpc_addr, self.site, self.zone
+        )
     }
 }
 

@@ -47,7 +47,10 @@ impl Archive for ArchiveService {
         )))
     }
 
-    async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryResponse>, Status> {
+    async fn query(
+        &self,
+        request: Request<QueryRequest>,
+    ) -> Result<Response<QueryResponse>, Status> {
         let request = request.into_inner();
         let level = level_from_proto(request.level())?;
         if !request.allow_stale {
@@ -58,7 +61,12 @@ impl Archive for ArchiveService {
         let page = self
             .node
             .catalog
-            .query(level, &keys, request.offset as usize, request.limit as usize)
+            .query(
+                level,
+                &keys,
+                request.offset as usize,
+                request.limit as usize,
+            )
             .map_err(NodeError::from)?;
         let records = page
             .records
@@ -93,7 +101,9 @@ impl Archive for ArchiveService {
                     return;
                 }
             }
-            node.metrics.retrieve_seconds.observe(started.elapsed().as_secs_f64());
+            node.metrics
+                .retrieve_seconds
+                .observe(started.elapsed().as_secs_f64());
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(receiver),
@@ -102,7 +112,10 @@ impl Archive for ArchiveService {
 
     type WatchStream = BoxStream<JournalEntry>;
 
-    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let from = request.into_inner().from_index.max(1);
         let (sender, receiver) = mpsc::channel(WATCH_BATCH);
         let node = self.node.clone();
@@ -158,13 +171,18 @@ fn level_from_proto(level: QueryLevel) -> Result<Level, Status> {
         QueryLevel::Study => Ok(Level::Study),
         QueryLevel::Series => Ok(Level::Series),
         QueryLevel::Instance => Ok(Level::Instance),
-        QueryLevel::Unspecified => Err(NodeError::from(tessera_catalog::CatalogError::QueryLevel).into()),
+        QueryLevel::Unspecified => {
+            Err(NodeError::from(tessera_catalog::CatalogError::QueryLevel).into())
+        }
     }
 }
 
 fn select_instances(node: &Node, request: &RetrieveRequest) -> Result<Vec<StoredInstance>, Status> {
     if !request.sop_instance_uid.is_empty() {
-        let instance = node.catalog.instance(&request.sop_instance_uid).map_err(NodeError::from)?;
+        let instance = node
+            .catalog
+            .instance(&request.sop_instance_uid)
+            .map_err(NodeError::from)?;
         let instance = instance.ok_or_else(|| NodeError::NotFound {
             what: "SOP Instance UID",
             value: request.sop_instance_uid.clone(),
@@ -246,7 +264,11 @@ async fn send_instance(
 }
 
 /// Sends journal events from `from` on, then new ones as they are applied.
-async fn follow_journal(node: Arc<Node>, mut from: u64, sender: mpsc::Sender<Result<JournalEntry, Status>>) {
+async fn follow_journal(
+    node: Arc<Node>,
+    mut from: u64,
+    sender: mpsc::Sender<Result<JournalEntry, Status>>,
+) {
     let mut applied = node.catalog.subscribe_applied();
     loop {
         let events = match node.catalog.journal_from(from, WATCH_BATCH) {
@@ -260,7 +282,11 @@ async fn follow_journal(node: Arc<Node>, mut from: u64, sender: mpsc::Sender<Res
         for (index, bytes) in events {
             let event = prost::Message::decode(bytes.as_slice()).ok();
             from = index + 1;
-            if sender.send(Ok(JournalEntry { index, event })).await.is_err() {
+            if sender
+                .send(Ok(JournalEntry { index, event }))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

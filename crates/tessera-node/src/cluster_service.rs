@@ -25,7 +25,9 @@ fn node_addr(spec: &NodeSpec) -> Result<NodeAddr, Status> {
         )));
     }
     let uri = format!("http://{}", spec.grpc_addr).parse::<tonic::transport::Uri>();
-    let has_port = uri.as_ref().is_ok_and(|uri| uri.port_u16().is_some() && uri.path() == "/");
+    let has_port = uri
+        .as_ref()
+        .is_ok_and(|uri| uri.port_u16().is_some() && uri.path() == "/");
     if !has_port {
         return Err(Status::invalid_argument(format!(
             "gRPC address {:?} of node {} is not HOST:PORT, e.g. 10.0.0.4:7401",
@@ -46,7 +48,13 @@ impl ClusterService {
         if leader == self.node.id() {
             return Ok(None);
         }
-        let addr = self.node.members().get(&leader).ok_or(NodeError::NoLeader)?.grpc_addr.clone();
+        let addr = self
+            .node
+            .members()
+            .get(&leader)
+            .ok_or(NodeError::NoLeader)?
+            .grpc_addr
+            .clone();
         Ok(Some(ClusterClient::new(crate::peers::connect_lazy(&addr))))
     }
 
@@ -61,7 +69,10 @@ impl ClusterService {
     }
 }
 
-fn write_error(operation: &'static str, error: RaftError<NodeId, ClientWriteError<NodeId, NodeAddr>>) -> Status {
+fn write_error(
+    operation: &'static str,
+    error: RaftError<NodeId, ClientWriteError<NodeId, NodeAddr>>,
+) -> Status {
     NodeError::Raft {
         operation,
         reason: error.to_string(),
@@ -91,7 +102,11 @@ impl Cluster for ClusterService {
                     voter: voters.contains(id),
                     reachable: stats.is_some(),
                     last_applied: applied,
-                    lag: if stats.is_some() { last_log.saturating_sub(applied) } else { 0 },
+                    lag: if stats.is_some() {
+                        last_log.saturating_sub(applied)
+                    } else {
+                        0
+                    },
                     blob_count: stats.map(|s| s.blob_count).unwrap_or(0),
                     blob_bytes: stats.map(|s| s.blob_bytes).unwrap_or(0),
                 }
@@ -107,7 +122,11 @@ impl Cluster for ClusterService {
             last_applied: metrics.last_applied.map(|id| id.index).unwrap_or(0),
             nodes,
             under_replicated_blobs: under as u64,
-            instances: self.node.catalog.instance_count().map_err(NodeError::from)?,
+            instances: self
+                .node
+                .catalog
+                .instance_count()
+                .map_err(NodeError::from)?,
             replication_factor: self.node.effective_replicas() as u64,
             answering_node_id: self.node.id(),
         }))
@@ -122,7 +141,9 @@ impl Cluster for ClusterService {
             members.insert(spec.node_id, node_addr(spec)?);
         }
         if members.is_empty() {
-            return Err(Status::invalid_argument("initialize needs at least one node"));
+            return Err(Status::invalid_argument(
+                "initialize needs at least one node",
+            ));
         }
 
         match self.node.raft.initialize(members).await {
@@ -141,7 +162,10 @@ impl Cluster for ClusterService {
         }
     }
 
-    async fn add_node(&self, request: Request<AddNodeRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn add_node(
+        &self,
+        request: Request<AddNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         if let Some(mut leader) = self.leader_client()? {
             return leader.add_node(request.into_inner()).await;
         }

@@ -117,19 +117,28 @@ impl NodeConfig {
             reason: reason.to_string(),
         };
         if self.node_id == 0 {
-            return Err(invalid("node_id", "must be a positive integer, unique in the cluster"));
+            return Err(invalid(
+                "node_id",
+                "must be a positive integer, unique in the cluster",
+            ));
         }
         if self.shards == 0 {
             return Err(invalid("shards", "must be at least 1"));
         }
         if !self.shard_dirs.is_empty() && self.shard_dirs.len() != self.shards {
-            return Err(invalid("shard_dirs", "must list exactly `shards` directories, or none"));
+            return Err(invalid(
+                "shard_dirs",
+                "must list exactly `shards` directories, or none",
+            ));
         }
         if self.replication_factor == 0 {
             return Err(invalid("replication_factor", "must be at least 1"));
         }
         if self.write_quorum > self.replication_factor {
-            return Err(invalid("write_quorum", "must not exceed replication_factor"));
+            return Err(invalid(
+                "write_quorum",
+                "must not exceed replication_factor",
+            ));
         }
         if self.chunk_size.as_u64() < 64 * 1024 || self.chunk_size.as_u64() > 64 * 1024 * 1024 {
             return Err(invalid("chunk_size", "must be between 64KiB and 64MiB"));
@@ -160,7 +169,10 @@ mod tests {
 
     #[test]
     fn example_config_parses_and_validates() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../cluster/tessera.example.toml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../cluster/tessera.example.toml"
+        );
         let mut config = NodeConfig::from_file(Path::new(path)).expect("example parses");
 
         config.validate().expect("example validates");
@@ -176,7 +188,10 @@ mod tests {
             ..NodeConfig::default()
         };
 
-        let error = config.validate().expect_err("node id 0 rejected").to_string();
+        let error = config
+            .validate()
+            .expect_err("node id 0 rejected")
+            .to_string();
         assert!(error.contains("node_id"), "{error}");
     }
 

@@ -39,7 +39,9 @@ pub enum NodeError {
         source: std::io::Error,
     },
 
-    #[error("no Raft leader is known; the cluster may be electing one or lack a quorum, retry shortly")]
+    #[error(
+        "no Raft leader is known; the cluster may be electing one or lack a quorum, retry shortly"
+    )]
     NoLeader,
 
     #[error("raft {operation} failed: {reason}")]

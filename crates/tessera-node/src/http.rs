@@ -23,7 +23,10 @@ async fn metrics(State(node): State<Arc<Node>>) -> (StatusCode, String) {
     let mut buffer = Vec::new();
     let encoder = prometheus::TextEncoder::new();
     match encoder.encode(&node.metrics.registry.gather(), &mut buffer) {
-        Ok(()) => (StatusCode::OK, String::from_utf8_lossy(&buffer).into_owned()),
+        Ok(()) => (
+            StatusCode::OK,
+            String::from_utf8_lossy(&buffer).into_owned(),
+        ),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     }
 }
@@ -32,9 +35,12 @@ fn refresh_gauges(node: &Node) {
     let raft = node.raft.metrics().borrow().clone();
     let m = &node.metrics;
     m.raft_term.set(raft.current_term as i64);
-    m.raft_last_log_index.set(raft.last_log_index.unwrap_or(0) as i64);
-    m.raft_last_applied.set(raft.last_applied.map(|id| id.index).unwrap_or(0) as i64);
-    m.raft_is_leader.set(i64::from(raft.current_leader == Some(node.id())));
+    m.raft_last_log_index
+        .set(raft.last_log_index.unwrap_or(0) as i64);
+    m.raft_last_applied
+        .set(raft.last_applied.map(|id| id.index).unwrap_or(0) as i64);
+    m.raft_is_leader
+        .set(i64::from(raft.current_leader == Some(node.id())));
     if let Ok(stats) = node.blobs.stats() {
         m.local_blobs.set(stats.blobs as i64);
         m.local_blob_bytes.set(stats.bytes as i64);

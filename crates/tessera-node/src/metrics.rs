@@ -31,13 +31,19 @@ impl Metrics {
         .expect("valid metric");
         let buckets = prometheus::exponential_buckets(0.001, 2.0, 16).expect("valid buckets");
         let store_seconds = Histogram::with_opts(
-            HistogramOpts::new("tessera_store_seconds", "Time to store one instance durably")
-                .buckets(buckets.clone()),
+            HistogramOpts::new(
+                "tessera_store_seconds",
+                "Time to store one instance durably",
+            )
+            .buckets(buckets.clone()),
         )
         .expect("valid metric");
         let retrieve_seconds = Histogram::with_opts(
-            HistogramOpts::new("tessera_retrieve_seconds", "Time to stream one retrieve request")
-                .buckets(buckets),
+            HistogramOpts::new(
+                "tessera_retrieve_seconds",
+                "Time to stream one retrieve request",
+            )
+            .buckets(buckets),
         )
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
@@ -48,7 +54,10 @@ impl Metrics {
             stored_bytes: counter("tessera_stored_bytes_total", "Bytes of instances stored"),
             store_seconds,
             retrieve_seconds,
-            retrieved_bytes: counter("tessera_retrieved_bytes_total", "Bytes of instances retrieved"),
+            retrieved_bytes: counter(
+                "tessera_retrieved_bytes_total",
+                "Bytes of instances retrieved",
+            ),
             under_replicated: gauge(
                 "tessera_under_replicated_blobs",
                 "Blobs with fewer live copies than the replication factor, as the leader last saw",
@@ -58,7 +67,10 @@ impl Metrics {
             raft_last_applied: gauge("tessera_raft_last_applied", "Last applied Raft log index"),
             raft_is_leader: gauge("tessera_raft_is_leader", "1 when this node leads"),
             local_blobs: gauge("tessera_local_blobs", "Blob replicas on this node"),
-            local_blob_bytes: gauge("tessera_local_blob_bytes", "Bytes of blob replicas on this node"),
+            local_blob_bytes: gauge(
+                "tessera_local_blob_bytes",
+                "Bytes of blob replicas on this node",
+            ),
             registry,
         };
         metrics.register_all();
@@ -81,7 +93,9 @@ impl Metrics {
             Box::new(self.local_blob_bytes.clone()),
         ];
         for collector in collectors {
-            self.registry.register(collector).expect("metric names are unique");
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
         }
     }
 

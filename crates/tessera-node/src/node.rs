@@ -105,7 +105,10 @@ impl Node {
 
     /// Replication factor in force: the configured R capped at the member count.
     pub fn effective_replicas(&self) -> usize {
-        self.config.replication_factor.min(self.members().len()).max(1)
+        self.config
+            .replication_factor
+            .min(self.members().len())
+            .max(1)
     }
 
     /// Proposes an event, forwarding to the leader when this node is not it,
@@ -136,7 +139,10 @@ impl Node {
 
     /// Proposes on this node, which must be the leader. Stamps the time the
     /// leader accepted the event.
-    pub(crate) async fn propose_local(&self, mut event: Event) -> Result<ApplyResult, ProposeError> {
+    pub(crate) async fn propose_local(
+        &self,
+        mut event: Event,
+    ) -> Result<ApplyResult, ProposeError> {
         event.version = tessera_proto::EVENT_VERSION;
         event.accepted_at_ms = now_ms();
         let proposal = Proposal {
@@ -160,13 +166,15 @@ impl Node {
         let request = ProposeRequest {
             event: event.encode_to_vec(),
         };
-        let response = client.propose(request).await.map_err(|status| {
-            NodeError::PeerUnreachable {
-                node_id: 0,
-                addr: leader.grpc_addr.clone(),
-                reason: status.message().to_string(),
-            }
-        })?;
+        let response =
+            client
+                .propose(request)
+                .await
+                .map_err(|status| NodeError::PeerUnreachable {
+                    node_id: 0,
+                    addr: leader.grpc_addr.clone(),
+                    reason: status.message().to_string(),
+                })?;
 
         bincode::deserialize(&response.into_inner().response).map_err(|e| NodeError::Raft {
             operation: "forward",
@@ -213,21 +221,30 @@ impl Node {
         }
 
         let leader = self.leader().ok_or(NodeError::NoLeader)?;
-        let addr = self.members().get(&leader).ok_or(NodeError::NoLeader)?.grpc_addr.clone();
+        let addr = self
+            .members()
+            .get(&leader)
+            .ok_or(NodeError::NoLeader)?
+            .grpc_addr
+            .clone();
         let mut client = self.peers.client(&addr);
-        let response = client.read_index(ReadIndexRequest {}).await.map_err(|status| {
-            NodeError::PeerUnreachable {
+        let response = client
+            .read_index(ReadIndexRequest {})
+            .await
+            .map_err(|status| NodeError::PeerUnreachable {
                 node_id: leader,
                 addr,
                 reason: status.message().to_string(),
-            }
-        })?;
+            })?;
         Ok(response.into_inner().index)
     }
 
     /// Records a peer as reachable or not; returns how long it has been down.
     pub(crate) fn note_reachability(&self, node: NodeId, reachable: bool) -> Option<Duration> {
-        let mut since = self.unreachable_since.lock().expect("reachability lock poisoned");
+        let mut since = self
+            .unreachable_since
+            .lock()
+            .expect("reachability lock poisoned");
         if reachable {
             since.remove(&node);
             return None;
@@ -265,7 +282,10 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, NodeError> {
 
 fn open_blob_store(config: &NodeConfig) -> Result<BlobStore, NodeError> {
     if config.shard_dirs.is_empty() {
-        return Ok(BlobStore::open(&config.data_dir.join("blobs"), config.shards)?);
+        return Ok(BlobStore::open(
+            &config.data_dir.join("blobs"),
+            config.shards,
+        )?);
     }
     Ok(BlobStore::open_dirs(config.shard_dirs.clone())?)
 }

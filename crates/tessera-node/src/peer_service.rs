@@ -37,27 +37,41 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<BlobChunk, Status>> + Send>>
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    async fn raft_append(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn raft_append(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(request.get_ref())?;
         encode(&self.node.raft.append_entries(rpc).await)
     }
 
-    async fn raft_vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn raft_vote(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(request.get_ref())?;
         encode(&self.node.raft.vote(rpc).await)
     }
 
-    async fn raft_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn raft_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(request.get_ref())?;
         encode(&self.node.raft.install_snapshot(rpc).await)
     }
 
-    async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeResponse>, Status> {
+    async fn propose(
+        &self,
+        request: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeResponse>, Status> {
         let event = prost::Message::decode(request.get_ref().event.as_slice())
             .map_err(|e| Status::invalid_argument(format!("undecodable event: {e}")))?;
         let result = match self.node.propose_local(event).await {
             Ok(result) => result,
-            Err(ProposeError::Forward(_)) => return Err(Status::unavailable("not the leader; retry")),
+            Err(ProposeError::Forward(_)) => {
+                return Err(Status::unavailable("not the leader; retry"))
+            }
             Err(ProposeError::Failed(error)) => return Err(error.into()),
         };
         let response = bincode::serialize(&result).map_err(|e| Status::internal(e.to_string()))?;
@@ -67,7 +81,10 @@ impl Peer for PeerService {
         }))
     }
 
-    async fn read_index(&self, _: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(
+        &self,
+        _: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
         let log_id = self
             .node
             .raft
@@ -84,21 +101,37 @@ impl Peer for PeerService {
         request: Request<Streaming<PutBlobRequest>>,
     ) -> Result<Response<PutBlobResponse>, Status> {
         let mut stream = request.into_inner();
-        let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty stream"))??;
+        let first = stream
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty stream"))??;
         let Some(put_blob_request::Part::Manifest(proto)) = first.part else {
-            return Err(Status::invalid_argument("the first message must be the manifest"));
+            return Err(Status::invalid_argument(
+                "the first message must be the manifest",
+            ));
         };
         let manifest = manifest_from_proto(&proto)?;
-        if self.node.blobs.contains(&manifest.blob_id).map_err(NodeError::from)? {
-            return Ok(Response::new(PutBlobResponse { already_present: true }));
+        if self
+            .node
+            .blobs
+            .contains(&manifest.blob_id)
+            .map_err(NodeError::from)?
+        {
+            return Ok(Response::new(PutBlobResponse {
+                already_present: true,
+            }));
         }
 
         let mut index = 0u32;
         while let Some(message) = stream.next().await {
             let Some(put_blob_request::Part::Chunk(chunk)) = message?.part else {
-                return Err(Status::invalid_argument("expected a chunk after the manifest"));
+                return Err(Status::invalid_argument(
+                    "expected a chunk after the manifest",
+                ));
             };
-            manifest.verify_chunk(index, &chunk).map_err(|e| Status::data_loss(e.to_string()))?;
+            manifest
+                .verify_chunk(index, &chunk)
+                .map_err(|e| Status::data_loss(e.to_string()))?;
             let blobs = self.node.blobs.clone();
             let id = manifest.blob_id;
             tokio::task::spawn_blocking(move || blobs.write_chunk(&id, index, &chunk))
@@ -113,12 +146,17 @@ impl Peer for PeerService {
             .await
             .map_err(join_error)?
             .map_err(NodeError::from)?;
-        Ok(Response::new(PutBlobResponse { already_present: false }))
+        Ok(Response::new(PutBlobResponse {
+            already_present: false,
+        }))
     }
 
     type GetBlobStream = ChunkStream;
 
-    async fn get_blob(&self, request: Request<GetBlobRequest>) -> Result<Response<ChunkStream>, Status> {
+    async fn get_blob(
+        &self,
+        request: Request<GetBlobRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
         let request = request.into_inner();
         let id = blob_id(&request.blob_id)?;
         let manifest = self
@@ -161,14 +199,20 @@ impl Peer for PeerService {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn has_blob(&self, request: Request<HasBlobRequest>) -> Result<Response<HasBlobResponse>, Status> {
+    async fn has_blob(
+        &self,
+        request: Request<HasBlobRequest>,
+    ) -> Result<Response<HasBlobResponse>, Status> {
         let id = blob_id(&request.get_ref().blob_id)?;
         let present = self.node.blobs.contains(&id).map_err(NodeError::from)?;
         Ok(Response::new(HasBlobResponse { present }))
     }
 
     /// Callers record `ReplicaRemoved` first, so no reader is sent here after.
-    async fn delete_blob(&self, request: Request<DeleteBlobRequest>) -> Result<Response<DeleteBlobResponse>, Status> {
+    async fn delete_blob(
+        &self,
+        request: Request<DeleteBlobRequest>,
+    ) -> Result<Response<DeleteBlobResponse>, Status> {
         let id = blob_id(&request.get_ref().blob_id)?;
         self.node.blobs.delete(&id).map_err(NodeError::from)?;
         Ok(Response::new(DeleteBlobResponse {}))

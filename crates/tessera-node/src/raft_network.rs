@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -53,7 +55,8 @@ impl Connection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let data = bincode::serialize(request).map_err(|e| RPCError::Network(NetworkError::new(&*e)))?;
+        let data =
+            bincode::serialize(request).map_err(|e| RPCError::Network(NetworkError::new(&*e)))?;
         let payload = RaftPayload { data };
         let mut client = self.peers.client(&self.addr);
 

@@ -78,7 +78,9 @@ impl Node {
     /// indexed replicas before other members (a copy may sit on a fallback node).
     fn replica_order(&self, blob: &BlobId) -> Result<Vec<NodeId>, NodeError> {
         let record = self.catalog.blob(blob.as_bytes())?;
-        let indexed: Vec<NodeId> = record.map(|r| r.replicas.into_iter().collect()).unwrap_or_default();
+        let indexed: Vec<NodeId> = record
+            .map(|r| r.replicas.into_iter().collect())
+            .unwrap_or_default();
         let members = self.members();
         let site_of = |id: &NodeId| members.get(id).map(|n| n.site.clone()).unwrap_or_default();
         let my_site = self.config.site.clone();
@@ -162,9 +164,9 @@ impl Node {
                     manifest = Some(adopt_manifest(progress, manifest_from_proto(&proto)?)?);
                 }
                 Some(blob_chunk::Part::Chunk(chunk)) => {
-                    let manifest = manifest.as_ref().ok_or_else(|| {
-                        unreachable("sent a chunk before the manifest".into())
-                    })?;
+                    let manifest = manifest
+                        .as_ref()
+                        .ok_or_else(|| unreachable("sent a chunk before the manifest".into()))?;
                     manifest.verify_chunk(progress.next_chunk, &chunk)?;
                     deliver(progress, chunk, sink).await?;
                 }
@@ -194,9 +196,12 @@ impl Node {
 /// Checks a replica's manifest against the one already in use.
 fn adopt_manifest(progress: &mut ReadProgress, manifest: Manifest) -> Result<Manifest, NodeError> {
     match &progress.manifest {
-        Some(current) if current.chunk_hashes != manifest.chunk_hashes => Err(NodeError::InvalidRequest(
-            format!("replica manifest of blob {} disagrees with the first one read", manifest.blob_id),
-        )),
+        Some(current) if current.chunk_hashes != manifest.chunk_hashes => {
+            Err(NodeError::InvalidRequest(format!(
+                "replica manifest of blob {} disagrees with the first one read",
+                manifest.blob_id
+            )))
+        }
         Some(current) => Ok(current.clone()),
         None => {
             progress.manifest = Some(manifest.clone());

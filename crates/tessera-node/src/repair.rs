@@ -65,7 +65,10 @@ impl Node {
             let mut client = self.peers.client(&addr.grpc_addr);
             let call = client.stats(StatsRequest {});
             let answer = tokio::time::timeout(Duration::from_secs(1), call).await;
-            (*id, answer.ok().and_then(|r| r.ok()).map(|r| r.into_inner()))
+            (
+                *id,
+                answer.ok().and_then(|r| r.ok()).map(|r| r.into_inner()),
+            )
         });
         let answers = futures::future::join_all(probes).await;
 
@@ -133,12 +136,14 @@ impl Node {
             let spool = Arc::new(spool);
             for target in &plan.missing {
                 self.put_replica(*target, &manifest, &spool).await?;
-                self.propose(replica_event(blob, *target, true, self.id())).await?;
+                self.propose(replica_event(blob, *target, true, self.id()))
+                    .await?;
                 tracing::info!(%blob, target_node = target, "replica added");
             }
         }
         for node in plan.surplus {
-            self.propose(replica_event(blob, node, false, self.id())).await?;
+            self.propose(replica_event(blob, node, false, self.id()))
+                .await?;
             self.delete_remote_replica(node, blob).await;
             tracing::info!(%blob, node_id = node, "surplus replica removed");
         }
@@ -187,7 +192,8 @@ impl Node {
     pub async fn repair_local_replica(self: &Arc<Self>, blob: BlobId) -> Result<(), NodeError> {
         let (manifest, spool) = self.fetch_blob(blob, Some(self.id())).await?;
         self.blobs.delete(&blob)?;
-        self.put_replica(self.id(), &manifest, &Arc::new(spool)).await
+        self.put_replica(self.id(), &manifest, &Arc::new(spool))
+            .await
     }
 
     async fn scrub_forever(self: Arc<Self>) {
@@ -257,7 +263,11 @@ pub fn plan_repair(
 impl Node {
     /// Counts blobs with fewer copies on responding nodes than the replication
     /// factor in force. `cluster status` and the metric both report this.
-    pub fn count_under_replicated(&self, blobs: &[(Vec<u8>, BlobRecord)], health: &Health) -> usize {
+    pub fn count_under_replicated(
+        &self,
+        blobs: &[(Vec<u8>, BlobRecord)],
+        health: &Health,
+    ) -> usize {
         let wanted = self.effective_replicas();
         blobs
             .iter()

@@ -24,7 +24,12 @@ const REPLICA_TIMEOUT_PER_64MIB: Duration = Duration::from_secs(30);
 impl Node {
     /// Stores one received instance and reports the outcome. Returns no error:
     /// every problem becomes the instance's result, with a status and reason.
-    pub async fn store(self: &Arc<Self>, label: String, manifest: Manifest, spool: Spool) -> IngestResult {
+    pub async fn store(
+        self: &Arc<Self>,
+        label: String,
+        manifest: Manifest,
+        spool: Spool,
+    ) -> IngestResult {
         let started = Instant::now();
         let mut result = IngestResult {
             label,
@@ -33,7 +38,9 @@ impl Node {
             ..IngestResult::default()
         };
 
-        let outcome = self.store_inner(&mut result, manifest, Arc::new(spool)).await;
+        let outcome = self
+            .store_inner(&mut result, manifest, Arc::new(spool))
+            .await;
         let (status, reason) = match outcome {
             Ok(status) => (status, String::new()),
             Err(StoreFailure::Rejected(reason)) => (IngestStatus::Rejected, reason),
@@ -41,7 +48,8 @@ impl Node {
         };
         result.status = status as i32;
         result.reason = reason;
-        self.metrics.record_store(status, result.size, started.elapsed());
+        self.metrics
+            .record_store(status, result.size, started.elapsed());
         result
     }
 
@@ -73,7 +81,8 @@ impl Node {
                 .write_replicas(&manifest, &spool)
                 .await
                 .map_err(StoreFailure::Unavailable)?;
-            self.commit_instance(result, attributes, &manifest, replicas).await
+            self.commit_instance(result, attributes, &manifest, replicas)
+                .await
         }
         .instrument(span)
         .await
@@ -96,7 +105,10 @@ impl Node {
         if existing.stored.blob_id == manifest.blob_id.as_bytes() {
             return Ok(Some(IngestStatus::AlreadyStored));
         }
-        Err(StoreFailure::Rejected(conflict_reason(sop_uid, &existing.stored.blob_id)))
+        Err(StoreFailure::Rejected(conflict_reason(
+            sop_uid,
+            &existing.stored.blob_id,
+        )))
     }
 
     async fn commit_instance(
@@ -121,7 +133,10 @@ impl Node {
             ..Event::default()
         };
 
-        let applied = self.propose(event).await.map_err(StoreFailure::Unavailable)?;
+        let applied = self
+            .propose(event)
+            .await
+            .map_err(StoreFailure::Unavailable)?;
         result.log_index = applied.log_index;
         match applied.outcome {
             Outcome::Applied => {
@@ -129,9 +144,10 @@ impl Node {
                 Ok(IngestStatus::Stored)
             }
             Outcome::AlreadyStored { .. } => Ok(IngestStatus::AlreadyStored),
-            Outcome::Conflict { existing_blob_id } => {
-                Err(StoreFailure::Rejected(conflict_reason(&sop_uid, &existing_blob_id)))
-            }
+            Outcome::Conflict { existing_blob_id } => Err(StoreFailure::Rejected(conflict_reason(
+                &sop_uid,
+                &existing_blob_id,
+            ))),
             Outcome::Ignored { reason } => Err(StoreFailure::Rejected(reason)),
         }
     }
@@ -157,7 +173,9 @@ impl Node {
         let mut reasons = Vec::new();
         let mut pending = targets;
         while !pending.is_empty() {
-            let writes = pending.iter().map(|id| self.put_replica(*id, manifest, spool));
+            let writes = pending
+                .iter()
+                .map(|id| self.put_replica(*id, manifest, spool));
             let results = join_all(writes).await;
             let mut failed = 0;
             for (id, outcome) in pending.iter().zip(results) {
@@ -224,7 +242,9 @@ impl Node {
         spool: Arc<Spool>,
     ) -> Result<(), NodeError> {
         let first = PutBlobRequest {
-            part: Some(put_blob_request::Part::Manifest(manifest_to_proto(manifest))),
+            part: Some(put_blob_request::Part::Manifest(manifest_to_proto(
+                manifest,
+            ))),
         };
         let count = spool.chunk_count();
         let chunks = futures::stream::iter(0..count).map(move |index| {
@@ -236,15 +256,22 @@ impl Node {
         let stream = futures::stream::iter([first]).chain(chunks);
 
         let mut client = self.peers.client(addr);
-        client.put_blob(stream).await.map_err(|status| NodeError::PeerUnreachable {
-            node_id: target,
-            addr: addr.to_string(),
-            reason: status.message().to_string(),
-        })?;
+        client
+            .put_blob(stream)
+            .await
+            .map_err(|status| NodeError::PeerUnreachable {
+                node_id: target,
+                addr: addr.to_string(),
+                reason: status.message().to_string(),
+            })?;
         Ok(())
     }
 
-    async fn put_local_replica(&self, manifest: &Manifest, spool: &Arc<Spool>) -> Result<(), NodeError> {
+    async fn put_local_replica(
+        &self,
+        manifest: &Manifest,
+        spool: &Arc<Spool>,
+    ) -> Result<(), NodeError> {
         let blobs = self.blobs.clone();
         let manifest = manifest.clone();
         let spool = spool.clone();

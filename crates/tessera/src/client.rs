@@ -12,7 +12,12 @@ use tonic::transport::{Channel, Endpoint};
 pub struct ClusterAddr {
     /// Node gRPC addresses (host:port), comma-separated. The first that
     /// accepts a connection is used.
-    #[arg(long, env = "TESSERA_ADDR", default_value = "127.0.0.1:7401", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TESSERA_ADDR",
+        default_value = "127.0.0.1:7401",
+        value_delimiter = ','
+    )]
     pub addr: Vec<String>,
 }
 

@@ -106,7 +106,10 @@ impl ClusterFile {
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join("cluster.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            anyhow::anyhow!("cannot read {}: {e}; is a local cluster running there?", path.display())
+            anyhow::anyhow!(
+                "cannot read {}: {e}; is a local cluster running there?",
+                path.display()
+            )
         })?;
         Ok(serde_json::from_str(&text)?)
     }
@@ -125,7 +128,8 @@ impl ClusterFile {
 }
 
 fn parse_spec(text: &str) -> Result<NodeSpec, String> {
-    let usage = || format!("{text:?} is not ID=HOST:PORT[@SITE[/ZONE]], e.g. 4=10.0.0.4:7401@east/a");
+    let usage =
+        || format!("{text:?} is not ID=HOST:PORT[@SITE[/ZONE]], e.g. 4=10.0.0.4:7401@east/a");
     let (id, rest) = text.split_once('=').ok_or_else(usage)?;
     let node_id = id.parse().map_err(|_| usage())?;
     let (addr, labels) = rest.split_once('@').unwrap_or((rest, ""));
@@ -143,10 +147,19 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<std::process::ExitCo
         ClusterCommand::Local(args) => run_local(args).await?,
         ClusterCommand::StartNode(args) => {
             let node = start_node(&args.dir, args.node_id).await?;
-            println!("node {} started, pid {}, gRPC {}", node.node_id, node.pid, node.grpc_addr);
+            println!(
+                "node {} started, pid {}, gRPC {}",
+                node.node_id, node.pid, node.grpc_addr
+            );
         }
         ClusterCommand::Status(args) => {
-            let status = args.cluster.cluster().await?.status(StatusRequest {}).await?.into_inner();
+            let status = args
+                .cluster
+                .cluster()
+                .await?
+                .status(StatusRequest {})
+                .await?
+                .into_inner();
             if args.json {
                 println!("{}", status_json(&status));
             } else {
@@ -159,14 +172,36 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<std::process::ExitCo
             println!("cluster initialised");
         }
         ClusterCommand::AddNode(args) => {
-            let request = AddNodeRequest { node: Some(args.node) };
-            let membership = args.cluster.cluster().await?.add_node(request).await?.into_inner();
-            println!("voters {:?}, learners {:?}", membership.voters, membership.learners);
+            let request = AddNodeRequest {
+                node: Some(args.node),
+            };
+            let membership = args
+                .cluster
+                .cluster()
+                .await?
+                .add_node(request)
+                .await?
+                .into_inner();
+            println!(
+                "voters {:?}, learners {:?}",
+                membership.voters, membership.learners
+            );
         }
         ClusterCommand::RemoveNode(args) => {
-            let request = RemoveNodeRequest { node_id: args.node_id };
-            let membership = args.cluster.cluster().await?.remove_node(request).await?.into_inner();
-            println!("voters {:?}, learners {:?}", membership.voters, membership.learners);
+            let request = RemoveNodeRequest {
+                node_id: args.node_id,
+            };
+            let membership = args
+                .cluster
+                .cluster()
+                .await?
+                .remove_node(request)
+                .await?
+                .into_inner();
+            println!(
+                "voters {:?}, learners {:?}",
+                membership.voters, membership.learners
+            );
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -318,7 +353,9 @@ pub async fn start_node(dir: &Path, node_id: u64) -> anyhow::Result<LocalNode> {
         .nodes
         .iter_mut()
         .find(|n| n.node_id == node_id)
-        .ok_or_else(|| anyhow::anyhow!("node {node_id} is not in {}/cluster.json", dir.display()))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("node {node_id} is not in {}/cluster.json", dir.display())
+        })?;
     let child = spawn_node(node)?;
     node.pid = child.id();
     // The child outlives this command when run from the CLI; nothing waits on it.
@@ -333,7 +370,11 @@ pub async fn wait_for_grpc(addr: &str, timeout: Duration) -> anyhow::Result<()> 
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(channel) = connect_one(addr).await {
-            if ClusterClient::new(channel).status(StatusRequest {}).await.is_ok() {
+            if ClusterClient::new(channel)
+                .status(StatusRequest {})
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
         }
@@ -349,7 +390,9 @@ pub async fn wait_for_leader(addrs: &[String], timeout: Duration) -> anyhow::Res
     let deadline = Instant::now() + timeout;
     loop {
         for addr in addrs {
-            let Ok(channel) = connect_one(addr).await else { continue };
+            let Ok(channel) = connect_one(addr).await else {
+                continue;
+            };
             if let Ok(status) = ClusterClient::new(channel).status(StatusRequest {}).await {
                 let status = status.into_inner();
                 if status.leader_id != 0 {
@@ -378,8 +421,14 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             node.log.display()
         );
     }
-    println!("cluster ready; wrote {}/cluster.json", cluster.dir.display());
-    println!("try: TESSERA_ADDR={} tessera cluster status", file.addrs().join(","));
+    println!(
+        "cluster ready; wrote {}/cluster.json",
+        cluster.dir.display()
+    );
+    println!(
+        "try: TESSERA_ADDR={} tessera cluster status",
+        file.addrs().join(",")
+    );
     println!("press Ctrl-C to stop every node");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -411,7 +460,10 @@ pub fn print_status(status: &ClusterStatus) {
         status.under_replicated_blobs,
         status.answering_node_id
     );
-    println!("{:>5}  {:<21}  {:<6}  {:<11}  {:>8}  {:>5}  {:>7}  {:>12}", "node", "gRPC", "role", "state", "applied", "lag", "blobs", "bytes");
+    println!(
+        "{:>5}  {:<21}  {:<6}  {:<11}  {:>8}  {:>5}  {:>7}  {:>12}",
+        "node", "gRPC", "role", "state", "applied", "lag", "blobs", "bytes"
+    );
     for node in &status.nodes {
         let role = if node.node_id == status.leader_id {
             "leader"
@@ -423,7 +475,14 @@ pub fn print_status(status: &ClusterStatus) {
         let state = if node.reachable { "up" } else { "unreachable" };
         println!(
             "{:>5}  {:<21}  {:<6}  {:<11}  {:>8}  {:>5}  {:>7}  {:>12}",
-            node.node_id, node.grpc_addr, role, state, node.last_applied, node.lag, node.blob_count, node.blob_bytes
+            node.node_id,
+            node.grpc_addr,
+            role,
+            state,
+            node.last_applied,
+            node.lag,
+            node.blob_count,
+            node.blob_bytes
         );
     }
 }

@@ -93,24 +93,47 @@ async fn tour(
     files.extend(generated);
     figures.files = files.len();
 
-    step(&format!("storing {} files over 4 parallel streams", files.len()));
+    step(&format!(
+        "storing {} files over 4 parallel streams",
+        files.len()
+    ));
     figures.first_store = store::store_files(everyone, files, 4, true).await?;
     store::print_summary_brief(&figures.first_store);
     let stored = figures.first_store.instances.clone();
 
     step("retrieving every stored instance and comparing bytes with its source file");
     figures.verified_before = verify_all(everyone, &stored).await?;
-    println!("  {} of {} instances byte-identical", figures.verified_before, stored.len());
+    println!(
+        "  {} of {} instances byte-identical",
+        figures.verified_before,
+        stored.len()
+    );
 
-    let status = ClusterClient::new(everyone.connect().await?).status(StatusRequest {}).await?.into_inner();
+    let status = ClusterClient::new(everyone.connect().await?)
+        .status(StatusRequest {})
+        .await?
+        .into_inner();
     let leader = status.leader_id;
     let file = cluster.file()?;
-    let victim = file.nodes.iter().find(|n| n.node_id == leader).expect("leader is a member").clone();
+    let victim = file
+        .nodes
+        .iter()
+        .find(|n| n.node_id == leader)
+        .expect("leader is a member")
+        .clone();
     let survivors = ClusterAddr {
-        addr: file.nodes.iter().filter(|n| n.node_id != leader).map(|n| n.grpc_addr.clone()).collect(),
+        addr: file
+            .nodes
+            .iter()
+            .filter(|n| n.node_id != leader)
+            .map(|n| n.grpc_addr.clone())
+            .collect(),
     };
 
-    step(&format!("SIGKILL of the leader, node {leader} (pid {})", victim.pid));
+    step(&format!(
+        "SIGKILL of the leader, node {leader} (pid {})",
+        victim.pid
+    ));
     figures.killed_node = leader;
     let killed_at = Instant::now();
     nix::sys::signal::kill(
@@ -121,7 +144,11 @@ async fn tour(
     let late = generate(&args.dir.join("generated-late"), 2, 1)?;
     let (first, rest) = late.split_first().expect("generated at least one file");
     let first_write = store::store_files(&survivors, vec![first.clone()], 1, false).await?;
-    anyhow::ensure!(first_write.stored == 1, "store after the kill failed: {:?}", first_write.unavailable);
+    anyhow::ensure!(
+        first_write.stored == 1,
+        "store after the kill failed: {:?}",
+        first_write.unavailable
+    );
     figures.write_gap = killed_at.elapsed();
     let new_status = cluster::wait_for_leader(&survivors.addr, Duration::from_secs(30)).await?;
     println!(
@@ -135,7 +162,11 @@ async fn tour(
     let studies = count_studies(&survivors).await?;
     println!("  {studies} studies found");
     figures.verified_during = verify_all(&survivors, &stored).await?;
-    println!("  {} of {} instances byte-identical", figures.verified_during, stored.len());
+    println!(
+        "  {} of {} instances byte-identical",
+        figures.verified_during,
+        stored.len()
+    );
 
     step("with the node down: storing a new study");
     let during = store::store_files(&survivors, rest.to_vec(), 2, false).await?;
@@ -148,10 +179,15 @@ async fn tour(
     cluster::start_node(&cluster.dir, leader).await?;
     wait_caught_up(everyone, leader, Duration::from_secs(120)).await?;
     figures.caught_up_after = restarted_at.elapsed();
-    println!("  node {leader} caught up in {:.1} s", figures.caught_up_after.as_secs_f64());
+    println!(
+        "  node {leader} caught up in {:.1} s",
+        figures.caught_up_after.as_secs_f64()
+    );
     print_status(everyone).await?;
 
-    step(&format!("retrieving everything through node {leader} alone"));
+    step(&format!(
+        "retrieving everything through node {leader} alone"
+    ));
     let only_restarted = ClusterAddr {
         addr: vec![victim.grpc_addr.clone()],
     };
@@ -159,8 +195,15 @@ async fn tour(
     all.extend(during.instances.iter().cloned());
     all.extend(first_write.instances.iter().cloned());
     figures.verified_after = verify_all(&only_restarted, &all).await?;
-    println!("  {} of {} instances byte-identical", figures.verified_after, all.len());
-    anyhow::ensure!(figures.verified_after == all.len(), "some instances were not returned intact");
+    println!(
+        "  {} of {} instances byte-identical",
+        figures.verified_after,
+        all.len()
+    );
+    anyhow::ensure!(
+        figures.verified_after == all.len(),
+        "some instances were not returned intact"
+    );
     Ok(())
 }
 
@@ -190,15 +233,24 @@ fn pydicom_test_files() -> anyhow::Result<PathBuf> {
         .output();
     let output = match output {
         Ok(output) if output.status.success() => output,
-        _ => anyhow::bail!("pydicom is not installed for python3; run `pip install pydicom` or pass --corpus DIR"),
+        _ => anyhow::bail!(
+            "pydicom is not installed for python3; run `pip install pydicom` or pass --corpus DIR"
+        ),
     };
     let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    anyhow::ensure!(path.is_dir(), "pydicom test files not found at {}", path.display());
+    anyhow::ensure!(
+        path.is_dir(),
+        "pydicom test files not found at {}",
+        path.display()
+    );
     Ok(path)
 }
 
 /// Retrieves each instance and checks its bytes hash to the source file's hash.
-async fn verify_all(cluster: &ClusterAddr, instances: &[(String, String, String)]) -> anyhow::Result<usize> {
+async fn verify_all(
+    cluster: &ClusterAddr,
+    instances: &[(String, String, String)],
+) -> anyhow::Result<usize> {
     let scratch = tempfile::tempdir()?;
     let mut identical = 0;
     for (path, sop_uid, blob_id) in instances {
@@ -234,7 +286,10 @@ async fn count_studies(cluster: &ClusterAddr) -> anyhow::Result<u64> {
 }
 
 async fn print_status(cluster: &ClusterAddr) -> anyhow::Result<()> {
-    let status = ClusterClient::new(cluster.connect().await?).status(StatusRequest {}).await?.into_inner();
+    let status = ClusterClient::new(cluster.connect().await?)
+        .status(StatusRequest {})
+        .await?
+        .into_inner();
     cluster::print_status(&status);
     Ok(())
 }
@@ -243,7 +298,10 @@ async fn print_status(cluster: &ClusterAddr) -> anyhow::Result<()> {
 async fn wait_caught_up(cluster: &ClusterAddr, node: u64, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let status = ClusterClient::new(cluster.connect().await?).status(StatusRequest {}).await?.into_inner();
+        let status = ClusterClient::new(cluster.connect().await?)
+            .status(StatusRequest {})
+            .await?
+            .into_inner();
         let target = status.nodes.iter().find(|n| n.node_id == node);
         let applied = target.is_some_and(|n| n.reachable && n.last_applied >= status.last_applied);
         if applied && status.under_replicated_blobs == 0 {
@@ -267,13 +325,25 @@ fn print_summary(f: &Figures) {
         s.seconds,
         s.already_stored
     );
-    println!("rejected (bad input)     {} files, each with its reason above", s.rejected.len());
+    println!(
+        "rejected (bad input)     {} files, each with its reason above",
+        s.rejected.len()
+    );
     println!("byte-identical, 3 nodes  {}", f.verified_before);
-    println!("killed                   node {} (the leader) with SIGKILL", f.killed_node);
-    println!("first write after kill   {:.2} s", f.write_gap.as_secs_f64());
+    println!(
+        "killed                   node {} (the leader) with SIGKILL",
+        f.killed_node
+    );
+    println!(
+        "first write after kill   {:.2} s",
+        f.write_gap.as_secs_f64()
+    );
     println!("byte-identical, 2 nodes  {}", f.verified_during);
     println!("stored while down        {}", f.stored_during);
-    println!("caught up after restart  {:.1} s", f.caught_up_after.as_secs_f64());
+    println!(
+        "caught up after restart  {:.1} s",
+        f.caught_up_after.as_secs_f64()
+    );
     println!("byte-identical via it    {}", f.verified_after);
     println!("=========================================");
 }

@@ -49,7 +49,9 @@ pub struct FindArgs {
 fn parse_key(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("{text:?} is not KEYWORD=VALUE, e.g. PatientID=12345")),
+        _ => Err(format!(
+            "{text:?} is not KEYWORD=VALUE, e.g. PatientID=12345"
+        )),
     }
 }
 
@@ -62,7 +64,13 @@ pub async fn run(args: FindArgs) -> anyhow::Result<std::process::ExitCode> {
         offset: args.offset,
         allow_stale: args.stale,
     };
-    let response = args.cluster.archive().await?.query(request).await?.into_inner();
+    let response = args
+        .cluster
+        .archive()
+        .await?
+        .query(request)
+        .await?
+        .into_inner();
     if args.json {
         print_json(&response)?;
     } else {
@@ -108,7 +116,12 @@ fn print_table(response: &QueryResponse) {
     };
     line(columns.iter().map(|c| c.as_str()).collect());
     for record in &response.records {
-        line(columns.iter().map(|c| record.attributes.get(*c).map(String::as_str).unwrap_or("")).collect());
+        line(
+            columns
+                .iter()
+                .map(|c| record.attributes.get(*c).map(String::as_str).unwrap_or(""))
+                .collect(),
+        );
     }
     println!("{} of {} matches", response.records.len(), response.total);
 }

@@ -44,7 +44,11 @@ const NAMES: [&str; 6] = [
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<std::process::ExitCode> {
     let files = generate(&args)?;
-    println!("wrote {} instances under {}", files.len(), args.out.display());
+    println!(
+        "wrote {} instances under {}",
+        files.len(),
+        args.out.display()
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -119,32 +123,90 @@ fn write_instance(
 ) -> anyhow::Result<PathBuf> {
     let series_key = format!("{}r{series}", study.key);
     let series_uid = uid(study.seed, &["series", &series_key]);
-    let sop_uid = uid(study.seed, &["instance", &series_key, &instance.to_string()]);
+    let sop_uid = uid(
+        study.seed,
+        &["instance", &series_key, &instance.to_string()],
+    );
     let modality = "CT";
 
     let mut object = InMemDicomObject::new_empty();
     let text = |object: &mut InMemDicomObject, tag, vr, value: &str| {
         object.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
     };
-    text(&mut object, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    text(&mut object, tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE);
+    text(
+        &mut object,
+        tags::SPECIFIC_CHARACTER_SET,
+        VR::CS,
+        "ISO_IR 192",
+    );
+    text(
+        &mut object,
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        uids::CT_IMAGE_STORAGE,
+    );
     text(&mut object, tags::SOP_INSTANCE_UID, VR::UI, &sop_uid);
     text(&mut object, tags::STUDY_DATE, VR::DA, &study.study_date);
     text(&mut object, tags::STUDY_TIME, VR::TM, "083000");
-    text(&mut object, tags::ACCESSION_NUMBER, VR::SH, &study.accession);
+    text(
+        &mut object,
+        tags::ACCESSION_NUMBER,
+        VR::SH,
+        &study.accession,
+    );
     text(&mut object, tags::MODALITY, VR::CS, modality);
-    text(&mut object, tags::STUDY_DESCRIPTION, VR::LO, "GENERATED CT CHEST");
-    text(&mut object, tags::SERIES_DESCRIPTION, VR::LO, &format!("AXIAL {series}"));
+    text(
+        &mut object,
+        tags::STUDY_DESCRIPTION,
+        VR::LO,
+        "GENERATED CT CHEST",
+    );
+    text(
+        &mut object,
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        &format!("AXIAL {series}"),
+    );
     text(&mut object, tags::PATIENT_NAME, VR::PN, &study.patient_name);
     text(&mut object, tags::PATIENT_ID, VR::LO, &study.patient_id);
-    text(&mut object, tags::PATIENT_BIRTH_DATE, VR::DA, &study.birth_date);
-    text(&mut object, tags::PATIENT_SEX, VR::CS, if series % 2 == 0 { "F" } else { "M" });
-    text(&mut object, tags::STUDY_INSTANCE_UID, VR::UI, &study.study_uid);
+    text(
+        &mut object,
+        tags::PATIENT_BIRTH_DATE,
+        VR::DA,
+        &study.birth_date,
+    );
+    text(
+        &mut object,
+        tags::PATIENT_SEX,
+        VR::CS,
+        if series % 2 == 0 { "F" } else { "M" },
+    );
+    text(
+        &mut object,
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        &study.study_uid,
+    );
     text(&mut object, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
     text(&mut object, tags::STUDY_ID, VR::SH, "1");
-    text(&mut object, tags::SERIES_NUMBER, VR::IS, &(series + 1).to_string());
-    text(&mut object, tags::INSTANCE_NUMBER, VR::IS, &(instance + 1).to_string());
-    text(&mut object, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    text(
+        &mut object,
+        tags::SERIES_NUMBER,
+        VR::IS,
+        &(series + 1).to_string(),
+    );
+    text(
+        &mut object,
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        &(instance + 1).to_string(),
+    );
+    text(
+        &mut object,
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2",
+    );
     let number = |object: &mut InMemDicomObject, tag, value: u16| {
         object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
     };
@@ -188,4 +250,3 @@ fn pixels(size: u16, slice: u32, rng: &mut ChaCha8Rng) -> Vec<u8> {
     }
     bytes
 }
-

@@ -45,7 +45,12 @@ pub async fn run(args: GetArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let files = retrieve_to(&args.cluster, request, &args.out).await?;
     let bytes: u64 = files.iter().map(|f| f.size).sum();
-    println!("wrote {} files, {} bytes, under {}", files.len(), bytes, args.out.display());
+    println!(
+        "wrote {} files, {} bytes, under {}",
+        files.len(),
+        bytes,
+        args.out.display()
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -55,7 +60,12 @@ pub async fn retrieve_to(
     request: RetrieveRequest,
     out: &Path,
 ) -> anyhow::Result<Vec<Retrieved>> {
-    let mut stream = cluster.archive().await?.retrieve(request).await?.into_inner();
+    let mut stream = cluster
+        .archive()
+        .await?
+        .retrieve(request)
+        .await?
+        .into_inner();
     let mut files = Vec::new();
     let mut current: Option<(RetrievedInstance, tokio::fs::File, Sha256, u64, PathBuf)> = None;
 
@@ -91,7 +101,13 @@ pub async fn retrieve_to(
 }
 
 async fn close(
-    (instance, mut file, hasher, written, path): (RetrievedInstance, tokio::fs::File, Sha256, u64, PathBuf),
+    (instance, mut file, hasher, written, path): (
+        RetrievedInstance,
+        tokio::fs::File,
+        Sha256,
+        u64,
+        PathBuf,
+    ),
 ) -> anyhow::Result<Retrieved> {
     file.flush().await?;
     if written != instance.size {

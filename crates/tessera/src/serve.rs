@@ -65,7 +65,10 @@ impl ServeArgs {
         override_with(&mut config.replication_factor, self.replication_factor);
         override_with(&mut config.repair_grace, self.repair_grace);
         override_with(&mut config.snapshot_every, self.snapshot_every);
-        override_with(&mut config.snapshot_logs_to_keep, self.snapshot_logs_to_keep);
+        override_with(
+            &mut config.snapshot_logs_to_keep,
+            self.snapshot_logs_to_keep,
+        );
         override_with(&mut config.otlp_endpoint, self.otlp_endpoint);
         config.validate()?;
         Ok(config)

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use tessera_proto::v1::{ingest_request, IngestBegin, IngestEnd, IngestRequest, IngestResult, IngestStatus};
+use tessera_proto::v1::{
+    ingest_request, IngestBegin, IngestEnd, IngestRequest, IngestResult, IngestStatus,
+};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
@@ -105,7 +107,10 @@ pub fn print_summary(summary: &StoreSummary) {
 pub fn print_summary_brief(summary: &StoreSummary) {
     println!("  {}", counts_line(summary));
     for (path, reason) in summary.rejected.iter().take(8) {
-        let name = Path::new(path).file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = Path::new(path)
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         println!("  rejected {name}: {reason}");
     }
     if summary.rejected.len() > 8 {
@@ -173,11 +178,16 @@ fn record(summary: &Mutex<StoreSummary>, path: &Path, result: IngestResult) {
         IngestStatus::Rejected => summary.rejected.push((label, result.reason.clone())),
         _ => summary.unavailable.push((label, result.reason.clone())),
     }
-    if matches!(result.status(), IngestStatus::Stored | IngestStatus::AlreadyStored) {
+    if matches!(
+        result.status(),
+        IngestStatus::Stored | IngestStatus::AlreadyStored
+    ) {
         summary.bytes += result.size;
-        summary
-            .instances
-            .push((path.display().to_string(), result.sop_instance_uid, result.blob_id));
+        summary.instances.push((
+            path.display().to_string(),
+            result.sop_instance_uid,
+            result.blob_id,
+        ));
     }
 }
 
@@ -241,7 +251,9 @@ async fn send_one(
         label: label.clone(),
         header: None,
     });
-    open.requests.send(IngestRequest { part: Some(begin) }).await?;
+    open.requests
+        .send(IngestRequest { part: Some(begin) })
+        .await?;
     let mut file = tokio::fs::File::open(path).await?;
     let mut buffer = vec![0u8; SEND_PIECE];
     loop {
@@ -250,10 +262,14 @@ async fn send_one(
             break;
         }
         let data = ingest_request::Part::Data(buffer[..n].to_vec().into());
-        open.requests.send(IngestRequest { part: Some(data) }).await?;
+        open.requests
+            .send(IngestRequest { part: Some(data) })
+            .await?;
     }
     let end = ingest_request::Part::End(IngestEnd {});
-    open.requests.send(IngestRequest { part: Some(end) }).await?;
+    open.requests
+        .send(IngestRequest { part: Some(end) })
+        .await?;
 
     match open.results.next().await {
         Some(result) => Ok(result?),

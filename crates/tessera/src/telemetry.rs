@@ -21,14 +21,18 @@ impl Drop for Telemetry {
 
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
 pub fn init(default_filter: &str, otlp_endpoint: &str, node_id: u64) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
 
     if otlp_endpoint.is_empty() {
-        tracing_subscriber::registry().with(filter).with(fmt).try_init()?;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .try_init()?;
         return Ok(Telemetry { provider: None });
     }
 
@@ -39,7 +43,10 @@ pub fn init(default_filter: &str, otlp_endpoint: &str, node_id: u64) -> anyhow::
         .build()?;
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name("tessera")
-        .with_attribute(opentelemetry::KeyValue::new("tessera.node_id", node_id as i64))
+        .with_attribute(opentelemetry::KeyValue::new(
+            "tessera.node_id",
+            node_id as i64,
+        ))
         .build();
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)

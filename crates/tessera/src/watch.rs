@@ -22,7 +22,13 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<std::process::ExitCode> {
     let request = WatchRequest {
         from_index: args.from,
     };
-    let mut stream = args.cluster.archive().await?.watch(request).await?.into_inner();
+    let mut stream = args
+        .cluster
+        .archive()
+        .await?
+        .watch(request)
+        .await?
+        .into_inner();
     while let Some(entry) = stream.next().await {
         let entry = entry?;
         let Some(event) = entry.event else {
@@ -33,7 +39,12 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<std::process::ExitCode> {
             println!("{:>8}  {event:?}", entry.index);
             continue;
         }
-        println!("{:>8}  {}  {}", entry.index, event.accepted_at_ms, describe(event.body));
+        println!(
+            "{:>8}  {}  {}",
+            entry.index,
+            event.accepted_at_ms,
+            describe(event.body)
+        );
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -48,9 +59,17 @@ fn describe(body: Option<Body>) -> String {
                 a.study_instance_uid, a.series_instance_uid, a.sop_instance_uid, e.size, e.replicas
             )
         }
-        Some(Body::ReplicaAdded(e)) => format!("ReplicaAdded blob={} node={}", hex::encode(e.blob_id), e.node_id),
+        Some(Body::ReplicaAdded(e)) => format!(
+            "ReplicaAdded blob={} node={}",
+            hex::encode(e.blob_id),
+            e.node_id
+        ),
         Some(Body::ReplicaRemoved(e)) => {
-            format!("ReplicaRemoved blob={} node={}", hex::encode(e.blob_id), e.node_id)
+            format!(
+                "ReplicaRemoved blob={} node={}",
+                hex::encode(e.blob_id),
+                e.node_id
+            )
         }
         Some(other) => format!("{other:?}"),
         None => "(empty event)".into(),

@@ -11,14 +11,19 @@ fn help_lists_every_command() {
     let output = tessera().arg("--help").output().expect("tessera runs");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    for command in ["serve", "store", "find", "get", "watch", "cluster", "generate", "demo"] {
+    for command in [
+        "serve", "store", "find", "get", "watch", "cluster", "generate", "demo",
+    ] {
         assert!(text.contains(command), "--help lacks {command}:\n{text}");
     }
 }
 
 #[test]
 fn find_rejects_key_without_equals() {
-    let output = tessera().args(["find", "-k", "PatientID"]).output().expect("tessera runs");
+    let output = tessera()
+        .args(["find", "-k", "PatientID"])
+        .output()
+        .expect("tessera runs");
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(text.contains("KEYWORD=VALUE"), "{text}");
@@ -27,12 +32,20 @@ fn find_rejects_key_without_equals() {
 #[test]
 fn store_names_missing_path() {
     let output = tessera()
-        .args(["store", "/nonexistent/tessera-input", "--addr", "127.0.0.1:1"])
+        .args([
+            "store",
+            "/nonexistent/tessera-input",
+            "--addr",
+            "127.0.0.1:1",
+        ])
         .output()
         .expect("tessera runs");
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(text.contains("/nonexistent/tessera-input does not exist"), "{text}");
+    assert!(
+        text.contains("/nonexistent/tessera-input does not exist"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -48,10 +61,21 @@ fn client_without_cluster_says_how_to_start_one() {
 
 #[test]
 fn generate_is_deterministic_for_a_seed() {
-    let (a, b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     for dir in [a.path(), b.path()] {
         let status = tessera()
-            .args(["generate", "--seed", "7", "--patients", "1", "--instances-per-series", "2"])
+            .args([
+                "generate",
+                "--seed",
+                "7",
+                "--patients",
+                "1",
+                "--instances-per-series",
+                "2",
+            ])
             .arg("--out")
             .arg(dir)
             .status()
@@ -61,7 +85,15 @@ fn generate_is_deterministic_for_a_seed() {
     let read = |root: &std::path::Path| {
         let mut files: Vec<(String, Vec<u8>)> = walk(root)
             .into_iter()
-            .map(|p| (p.strip_prefix(root).expect("under root").display().to_string(), std::fs::read(&p).expect("read")))
+            .map(|p| {
+                (
+                    p.strip_prefix(root)
+                        .expect("under root")
+                        .display()
+                        .to_string(),
+                    std::fs::read(&p).expect("read"),
+                )
+            })
             .collect();
         files.sort();
         files

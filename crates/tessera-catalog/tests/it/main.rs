@@ -29,7 +29,11 @@ fn stored(study: u8, series: u8, sop: u8, content: u8) -> Event {
         patient_id: format!("P{}", study % 3),
         patient_name: format!("DOE^PATIENT{}", study % 3),
         study_date: format!("202401{:02}", study + 1),
-        modality: if series % 2 == 0 { "CT".into() } else { "MR".into() },
+        modality: if series % 2 == 0 {
+            "CT".into()
+        } else {
+            "MR".into()
+        },
         ..InstanceAttributes::default()
     };
     Event {
@@ -73,7 +77,10 @@ fn dump(catalog: &Catalog) -> Vec<String> {
         lines.push(format!("{level:?} {:?}", page.records));
     }
     lines.push(format!("blobs {:?}", catalog.blobs().expect("blobs")));
-    lines.push(format!("journal {:?}", catalog.journal_from(0, usize::MAX).expect("journal")));
+    lines.push(format!(
+        "journal {:?}",
+        catalog.journal_from(0, usize::MAX).expect("journal")
+    ));
     lines
 }
 
@@ -87,7 +94,11 @@ fn event_strategy() -> impl Strategy<Value = Event> {
 
 async fn apply_all(catalog_dir: &std::path::Path, events: &[Event], one_by_one: bool) -> Catalog {
     let mut opened = Catalog::open(catalog_dir).expect("open catalog");
-    let entries: Vec<Entry> = events.iter().enumerate().map(|(i, e)| entry(i as u64 + 1, e)).collect();
+    let entries: Vec<Entry> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| entry(i as u64 + 1, e))
+        .collect();
     if one_by_one {
         for entry in entries {
             opened.state_machine.apply([entry]).await.expect("apply");
@@ -121,10 +132,17 @@ proptest! {
 #[tokio::test]
 async fn counts_follow_stores_and_deletes() {
     let dir = tempfile::tempdir().expect("dir");
-    let events = vec![stored(1, 1, 1, 1), stored(1, 1, 2, 2), stored(1, 2, 1, 3), deleted(1, 1, 2)];
+    let events = vec![
+        stored(1, 1, 1, 1),
+        stored(1, 1, 2, 2),
+        stored(1, 2, 1, 3),
+        deleted(1, 1, 2),
+    ];
     let catalog = apply_all(dir.path(), &events, false).await;
 
-    let studies = catalog.query(Level::Study, &BTreeMap::new(), 0, 0).expect("query");
+    let studies = catalog
+        .query(Level::Study, &BTreeMap::new(), 0, 0)
+        .expect("query");
     assert_eq!(studies.total, 1);
     let study = &studies.records[0];
     assert_eq!(study["NumberOfStudyRelatedInstances"], "2");
@@ -136,12 +154,21 @@ async fn counts_follow_stores_and_deletes() {
 #[tokio::test]
 async fn study_delete_removes_every_row() {
     let dir = tempfile::tempdir().expect("dir");
-    let events = vec![stored(1, 1, 1, 1), stored(1, 2, 1, 2), stored(2, 1, 1, 3), study_deleted(1)];
+    let events = vec![
+        stored(1, 1, 1, 1),
+        stored(1, 2, 1, 2),
+        stored(2, 1, 1, 3),
+        study_deleted(1),
+    ];
     let catalog = apply_all(dir.path(), &events, false).await;
 
-    let studies = catalog.query(Level::Study, &BTreeMap::new(), 0, 0).expect("query");
+    let studies = catalog
+        .query(Level::Study, &BTreeMap::new(), 0, 0)
+        .expect("query");
     assert_eq!(studies.total, 1);
-    let series = catalog.query(Level::Series, &BTreeMap::new(), 0, 0).expect("query");
+    let series = catalog
+        .query(Level::Series, &BTreeMap::new(), 0, 0)
+        .expect("query");
     assert_eq!(series.total, 1);
     assert!(catalog.instance("1.2.3.1.1.1").expect("lookup").is_none());
     assert_eq!(catalog.blobs().expect("blobs").len(), 1);
@@ -151,22 +178,47 @@ async fn study_delete_removes_every_row() {
 async fn duplicate_uid_outcomes_depend_on_bytes() {
     let dir = tempfile::tempdir().expect("dir");
     let mut opened = Catalog::open(dir.path()).expect("open");
-    let entries = vec![entry(1, &stored(1, 1, 1, 7)), entry(2, &stored(1, 1, 1, 7)), entry(3, &stored(1, 1, 1, 8))];
+    let entries = vec![
+        entry(1, &stored(1, 1, 1, 7)),
+        entry(2, &stored(1, 1, 1, 7)),
+        entry(3, &stored(1, 1, 1, 8)),
+    ];
     let results = opened.state_machine.apply(entries).await.expect("apply");
 
     assert_eq!(results[0].outcome, Outcome::Applied);
-    assert_eq!(results[1].outcome, Outcome::AlreadyStored { blob_id: vec![7; 32] });
-    assert_eq!(results[2].outcome, Outcome::Conflict { existing_blob_id: vec![7; 32] });
-    let instance = opened.catalog.instance("1.2.3.1.1.1").expect("lookup").expect("stored");
+    assert_eq!(
+        results[1].outcome,
+        Outcome::AlreadyStored {
+            blob_id: vec![7; 32]
+        }
+    );
+    assert_eq!(
+        results[2].outcome,
+        Outcome::Conflict {
+            existing_blob_id: vec![7; 32]
+        }
+    );
+    let instance = opened
+        .catalog
+        .instance("1.2.3.1.1.1")
+        .expect("lookup")
+        .expect("stored");
     assert_eq!(instance.stored.blob_id, vec![7; 32]);
 }
 
 #[tokio::test]
 async fn snapshot_installs_the_same_index_and_journal() {
-    let (a, b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let events: Vec<Event> = (0..20).map(|i| stored(i % 4, i % 3, i, i % 5)).collect();
     let mut source = Catalog::open(a.path()).expect("open");
-    let entries: Vec<Entry> = events.iter().enumerate().map(|(i, e)| entry(i as u64 + 1, e)).collect();
+    let entries: Vec<Entry> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| entry(i as u64 + 1, e))
+        .collect();
     source.state_machine.apply(entries).await.expect("apply");
 
     let mut builder = source.state_machine.get_snapshot_builder().await;
@@ -189,7 +241,10 @@ async fn index_queries_use_dicom_matching() {
     let catalog = apply_all(dir.path(), &events, false).await;
     let find = |key: &str, value: &str| {
         let keys = BTreeMap::from([(key.to_string(), value.to_string())]);
-        catalog.query(Level::Study, &keys, 0, 0).expect("query").total
+        catalog
+            .query(Level::Study, &keys, 0, 0)
+            .expect("query")
+            .total
     };
 
     assert_eq!(find("PatientID", "P1"), 2);
