@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Benchmark Tessera beside Orthanc on this machine and write RESULTS.md.
+
+One command runs every phase against one Tessera node (R = 1), three Tessera
+nodes (R = 3) and Orthanc with its DICOMweb plugin, alternating between them,
+three rounds each, and records medians and ratios:
+
+    python3 bench/run.py                  # default corpus, about 300 MB
+    python3 bench/run.py --total-mb 2000  # a bigger corpus
+    python3 bench/run.py --smoke          # tiny corpus, one round, < 1 minute
+
+Everything listens on 127.0.0.1 ports 9000-9499. See bench/README.md.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import phases  # noqa: E402
+import report  # noqa: E402
+from results import Results  # noqa: E402
+from peers import Orthanc, TesseraCluster  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BINARY = Path("/root/.cache/tessera/target/debug/tessera")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", type=Path, default=DEFAULT_BINARY,
+                        help="tessera binary to run (default: %(default)s)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/tessera-bench"),
+                        help="folder for corpora and archive data (default: %(default)s)")
+    parser.add_argument("--total-mb", type=int, default=300,
+                        help="size of the ingest corpus in MB (default: %(default)s)")
+    parser.add_argument("--query-studies", default="300,1000,3000",
+                        help="archive sizes, in studies, at which queries are timed")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every measure; medians are over rounds")
+    parser.add_argument("--only", default="",
+                        help="comma-separated phases to run: baselines, ingest, query, retrieve, failover")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny corpus and one round, to check the harness in under a minute")
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md",
+                        help="results page to write (default: %(default)s)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.total_mb, args.query_studies, args.rounds = 8, "20,60", 1
+        if args.output == REPO / "bench" / "RESULTS.md":
+            args.output = args.workdir / "SMOKE.md"
+    args.query_studies = [int(n) for n in args.query_studies.split(",")]
+    return args
+
+
+def make_peers(args):
+    work = args.workdir / "peers"
+    return [
+        TesseraCluster(args.binary, work / "tessera-1", nodes=1, replication=1, base_port=9000),
+        Orthanc(work / "orthanc", dicom_port=9242, http_port=9243, move_port=9300),
+        TesseraCluster(args.binary, work / "tessera-3", nodes=3, replication=3, base_port=9100),
+    ]
+
+
+def check_binary(binary):
+    if not binary.exists():
+        sys.exit(
+            f"error: {binary} not found; build it with "
+            "`CARGO_TARGET_DIR=/root/.cache/tessera/target cargo test --workspace --no-run`"
+        )
+
+
+def main():
+    args = parse_args()
+    check_binary(args.binary)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python3", "bench/run.py", *sys.argv[1:]])
+    results = Results(command=command, rounds=args.rounds)
+    results.machine = report.machine_facts(args.workdir)
+    results.versions = report.versions(args.binary, REPO)
+
+    peers = make_peers(args)
+    wanted = set(filter(None, args.only.split(","))) or set(phases.ALL)
+    started = time.monotonic()
+    for name in phases.ALL:
+        if name in wanted:
+            results.note_load(name)
+            phases.ALL[name](args, peers, results)
+    results.wall_seconds = time.monotonic() - started
+
+    (args.workdir / "results.json").write_text(json.dumps(results.to_json(), indent=2))
+    args.output.write_text(report.render(results))
+    print(f"wrote {args.output} and {args.workdir / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
