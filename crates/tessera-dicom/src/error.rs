@@ -68,4 +68,34 @@ pub enum DicomError {
         keyword: &'static str,
         reason: String,
     },
+
+    /// A value of SpecificCharacterSet (0008,0005) that is not a defined
+    /// term of PS3.3 C.12.1.1.2, or defined terms that cannot be combined.
+    #[error(
+        "unsupported SpecificCharacterSet '{term}': {reason}; use the defined terms of \
+         PS3.3 C.12.1.1.2, e.g. ISO_IR 100, ISO_IR 192 or \\ISO 2022 IR 87"
+    )]
+    UnsupportedCharacterSet { term: String, reason: String },
+
+    /// Text bytes that the declared character sets do not define.
+    #[error(
+        "invalid text for SpecificCharacterSet '{character_set}' at byte offset {offset}: \
+         {reason}; fix the value or its SpecificCharacterSet at the source"
+    )]
+    InvalidText {
+        character_set: String,
+        offset: usize,
+        reason: String,
+    },
+
+    /// A character that none of the declared character sets contains.
+    #[error(
+        "character '{character}' (U+{:04X}) is not in SpecificCharacterSet '{character_set}'; \
+         add a character set that contains it, or use ISO_IR 192 (UTF-8)",
+        u32::from(*character)
+    )]
+    UnencodableCharacter {
+        character: char,
+        character_set: String,
+    },
 }

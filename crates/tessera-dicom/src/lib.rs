@@ -39,6 +39,7 @@
 //! ```
 
 mod attributes;
+pub mod charset;
 mod error;
 pub mod matching;
 mod uid;
