@@ -1,0 +1,223 @@
+//! QIDO-RS query parameters (PS3.18 section 8.3.4): attribute matches named by
+//! keyword or by tag, `includefield`, `fuzzymatching`, `limit` and `offset`.
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::Tag;
+use dicom_dictionary_std::StandardDataDictionary;
+
+use crate::ParseError;
+
+/// A DICOM attribute named in a query: its tag and standard keyword.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub tag: Tag,
+    pub keyword: String,
+}
+
+/// Attributes the client asked for on top of the default ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IncludeFields {
+    /// No `includefield`: the default attributes of the level.
+    #[default]
+    Default,
+    /// `includefield=all`: every attribute the archive holds for the level.
+    All,
+    /// The listed attributes in addition to the defaults.
+    Attributes(Vec<Attribute>),
+}
+
+/// A parsed QIDO-RS query.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QidoQuery {
+    /// Match keys in the order given, each attribute at most once.
+    pub matches: Vec<(Attribute, String)>,
+    pub include: IncludeFields,
+    pub fuzzy: bool,
+    /// Maximum number of results; None returns them all.
+    pub limit: Option<usize>,
+    /// Results to skip before the first one returned.
+    pub offset: usize,
+}
+
+impl QidoQuery {
+    /// Parses the query string of a request URI (the part after `?`, still
+    /// percent-encoded).
+    pub fn parse(query: &str) -> Result<QidoQuery, ParseError> {
+        let mut parsed = QidoQuery::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "limit" => parsed.limit = Some(parse_count("limit", &value)?),
+                "offset" => parsed.offset = parse_count("offset", &value)?,
+                "fuzzymatching" => parsed.fuzzy = parse_bool("fuzzymatching", &value)?,
+                "includefield" => parsed.include_fields(&value)?,
+                _ => parsed.add_match(&name, value.into_owned())?,
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// Returns the match value given for `keyword`, if any.
+    pub fn match_value(&self, keyword: &str) -> Option<&str> {
+        self.matches
+            .iter()
+            .find(|(attribute, _)| attribute.keyword == keyword)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn include_fields(&mut self, value: &str) -> Result<(), ParseError> {
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name.eq_ignore_ascii_case("all") {
+                self.include = IncludeFields::All;
+                continue;
+            }
+            let attribute = resolve_attribute(name)?;
+            match &mut self.include {
+                IncludeFields::All => {}
+                IncludeFields::Default => self.include = IncludeFields::Attributes(vec![attribute]),
+                IncludeFields::Attributes(list) => list.push(attribute),
+            }
+        }
+        Ok(())
+    }
+
+    fn add_match(&mut self, name: &str, value: String) -> Result<(), ParseError> {
+        let attribute = resolve_attribute(name)?;
+        if self.match_value(&attribute.keyword).is_some() {
+            return Err(ParseError::RepeatedMatch {
+                keyword: attribute.keyword,
+            });
+        }
+        self.matches.push((attribute, value));
+        Ok(())
+    }
+}
+
+/// Resolves a keyword (`PatientName`) or a tag in hex (`00100010`) to an
+/// attribute of the standard dictionary.
+pub fn resolve_attribute(name: &str) -> Result<Attribute, ParseError> {
+    if name.contains('.') {
+        return Err(ParseError::SequenceMatch {
+            name: name.to_string(),
+        });
+    }
+    let entry = match parse_hex_tag(name) {
+        Some(tag) => StandardDataDictionary.by_tag(tag),
+        None => StandardDataDictionary.by_name(name),
+    };
+    let entry = entry.ok_or_else(|| ParseError::UnknownAttribute {
+        name: name.to_string(),
+    })?;
+    Ok(Attribute {
+        tag: entry.tag_range().inner(),
+        keyword: entry.alias().to_string(),
+    })
+}
+
+fn parse_hex_tag(name: &str) -> Option<Tag> {
+    if name.len() != 8 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let group = u16::from_str_radix(&name[..4], 16).ok()?;
+    let element = u16::from_str_radix(&name[4..], 16).ok()?;
+    Some(Tag(group, element))
+}
+
+fn parse_count(parameter: &'static str, value: &str) -> Result<usize, ParseError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ParseError::InvalidParameter {
+            parameter,
+            value: value.to_string(),
+            expected: "a non-negative integer",
+        })
+}
+
+fn parse_bool(parameter: &'static str, value: &str) -> Result<bool, ParseError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ParseError::InvalidParameter {
+            parameter,
+            value: value.to_string(),
+            expected: "true or false",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_and_tags_name_the_same_attribute() {
+        let query = QidoQuery::parse("00100020=123&StudyDate=20240101-20240331").expect("parses");
+
+        assert_eq!(query.match_value("PatientID"), Some("123"));
+        assert_eq!(query.match_value("StudyDate"), Some("20240101-20240331"));
+    }
+
+    #[test]
+    fn percent_encoding_is_decoded() {
+        let query = QidoQuery::parse("PatientName=DOE%5EJ*").expect("parses");
+
+        assert_eq!(query.match_value("PatientName"), Some("DOE^J*"));
+    }
+
+    #[test]
+    fn includefield_lists_accumulate() {
+        let query = QidoQuery::parse("includefield=00081030,Modality&includefield=PatientAge")
+            .expect("parses");
+
+        let IncludeFields::Attributes(list) = query.include else {
+            panic!("expected a list, got {:?}", query.include);
+        };
+        let keywords: Vec<&str> = list.iter().map(|a| a.keyword.as_str()).collect();
+        assert_eq!(keywords, ["StudyDescription", "Modality", "PatientAge"]);
+    }
+
+    #[test]
+    fn includefield_all_wins() {
+        let query = QidoQuery::parse("includefield=Modality&includefield=all").expect("parses");
+
+        assert_eq!(query.include, IncludeFields::All);
+    }
+
+    #[test]
+    fn paging_and_fuzzy_parse() {
+        let query = QidoQuery::parse("limit=25&offset=50&fuzzymatching=true").expect("parses");
+
+        assert_eq!(query.limit, Some(25));
+        assert_eq!(query.offset, 50);
+        assert!(query.fuzzy);
+    }
+
+    #[test]
+    fn negative_limit_is_rejected() {
+        let error = QidoQuery::parse("limit=-1").expect_err("negative");
+
+        assert!(error.to_string().contains("limit"), "{error}");
+    }
+
+    #[test]
+    fn unknown_attribute_is_named() {
+        let error = QidoQuery::parse("PatientNickname=x").expect_err("unknown");
+
+        assert!(error.to_string().contains("PatientNickname"), "{error}");
+    }
+
+    #[test]
+    fn repeated_match_is_rejected() {
+        let error = QidoQuery::parse("PatientID=1&00100020=2").expect_err("repeated");
+
+        assert!(matches!(error, ParseError::RepeatedMatch { .. }), "{error}");
+    }
+
+    #[test]
+    fn sequence_path_is_rejected() {
+        let error = QidoQuery::parse("ReferencedStudySequence.ReferencedSOPInstanceUID=1")
+            .expect_err("sequence");
+
+        assert!(matches!(error, ParseError::SequenceMatch { .. }), "{error}");
+    }
+}
