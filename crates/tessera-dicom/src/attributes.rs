@@ -1,8 +1,9 @@
 //! Reading and validating the attributes that the index stores for an instance.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::error::Error as StdError;
-use std::io::Read;
+use std::io::{Cursor, Read};
 
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_core::{Tag, VR};
@@ -12,13 +13,34 @@ use dicom_object::file::ReadPreamble;
 use dicom_object::mem::InMemElement;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, ReadError};
 
+use crate::charset;
 use crate::error::DicomError;
+use crate::length_check;
+use crate::recording::RecordingReader;
 use crate::uid::is_valid_uid;
 
 /// Size of the Part 10 preamble that precedes the "DICM" magic code.
 const PREAMBLE_LENGTH: usize = 128;
 
 const MAGIC_CODE: &[u8; 4] = b"DICM";
+
+/// The text attributes whose values depend on SpecificCharacterSet. Their
+/// raw bytes are decoded with [`charset`], which handles the ISO 2022 code
+/// extensions that dicom-rs 0.10 does not.
+const TEXT_ATTRIBUTES: &[(Tag, VR, &str)] = &[
+    (tags::PATIENT_ID, VR::LO, "PatientID"),
+    (tags::ISSUER_OF_PATIENT_ID, VR::LO, "IssuerOfPatientID"),
+    (tags::PATIENT_NAME, VR::PN, "PatientName"),
+    (tags::ACCESSION_NUMBER, VR::SH, "AccessionNumber"),
+    (tags::STUDY_DESCRIPTION, VR::LO, "StudyDescription"),
+    (tags::STUDY_ID, VR::SH, "StudyID"),
+    (
+        tags::REFERRING_PHYSICIAN_NAME,
+        VR::PN,
+        "ReferringPhysicianName",
+    ),
+    (tags::SERIES_DESCRIPTION, VR::LO, "SeriesDescription"),
+];
 
 /// Index attributes of one instance, as strings exactly as stored (trailing
 /// padding spaces/NULs trimmed), empty string when absent.
@@ -66,20 +88,53 @@ pub struct IndexAttributes {
 ///
 /// The file is rejected when SOPInstanceUID, StudyInstanceUID,
 /// SeriesInstanceUID or SOPClassUID is missing or not a valid UID, or when
-/// SOPInstanceUID differs from MediaStorageSOPInstanceUID.
+/// SOPInstanceUID differs from MediaStorageSOPInstanceUID. It is also
+/// rejected, before any value is allocated, when an element declares a
+/// length beyond the end of the input (see [`check_lengths`](crate::check_lengths)).
 pub fn read_index_attributes(bytes: &[u8]) -> Result<IndexAttributes, DicomError> {
-    read_index_attributes_from(bytes)
+    read_index_attributes_sized(bytes, Some(bytes.len() as u64))
 }
 
 /// Same from any reader positioned at the start of the file (preamble included).
 ///
+/// Without the total size, an oversized length is detected when the input
+/// ends before the declared value does. Memory use stays bounded by the
+/// bytes actually present before Pixel Data, plus one copy of them.
+///
 /// The reader is left positioned somewhere after the last attribute read,
 /// so it cannot be reused to read Pixel Data.
-pub fn read_index_attributes_from<R: Read>(mut reader: R) -> Result<IndexAttributes, DicomError> {
-    check_preamble(&mut reader)?;
+pub fn read_index_attributes_from<R: Read>(reader: R) -> Result<IndexAttributes, DicomError> {
+    read_index_attributes_sized(reader, None)
+}
 
-    let file = parse_until_pixel_data(reader)?;
-    let attributes = collect_attributes(&file)?;
+/// Same from a reader with the total size of the file in bytes, as a write
+/// path knows it from its spool, so that an oversized length is rejected
+/// before any of its value is read.
+pub fn read_index_attributes_with_size<R: Read>(
+    reader: R,
+    size: u64,
+) -> Result<IndexAttributes, DicomError> {
+    read_index_attributes_sized(reader, Some(size))
+}
+
+/// Checks the declared lengths, then parses with dicom-object.
+///
+/// The bytes that the length check consumes are recorded and fed to
+/// dicom-object again, followed by the rest of the reader.
+fn read_index_attributes_sized<R: Read>(
+    mut reader: R,
+    size: Option<u64>,
+) -> Result<IndexAttributes, DicomError> {
+    let mut recorder = RecordingReader::new(&mut reader);
+    check_preamble(&mut recorder)?;
+
+    let keep: Vec<Tag> = TEXT_ATTRIBUTES.iter().map(|(tag, _, _)| *tag).collect();
+    let scan = length_check::scan(&mut recorder, size, &keep)?;
+
+    let recorded = recorder.into_recorded();
+    let source = Cursor::new(&recorded[PREAMBLE_LENGTH..]).chain(reader);
+    let file = parse_until_pixel_data(source)?;
+    let attributes = collect_attributes(&file, &scan.raw_values)?;
 
     validate(&attributes, file.meta().media_storage_sop_instance_uid())?;
     Ok(attributes)
@@ -100,20 +155,9 @@ fn check_preamble<R: Read>(reader: &mut R) -> Result<(), DicomError> {
     }
 }
 
-/// Parses the file meta group and the data set up to Pixel Data.
-///
-/// The preamble has already been consumed, so the magic code is put back in
-/// front of the reader for dicom-object, which checks it again.
-///
-/// TODO: dicom-parser 0.10 allocates and fills a value's declared length
-/// before reading it, so a malformed file costs memory and time in proportion
-/// to the lengths it declares, not to its size. A 674-byte file that declares
-/// 3.7 GB took 28 s and 3.6 GB of memory (debug test build, 2 cores).
-/// Rejecting lengths beyond the remaining input needs a token-level pass with
-/// dicom-parser's DataSetReader.
-fn parse_until_pixel_data<R: Read>(reader: R) -> Result<DefaultDicomObject, DicomError> {
-    let source = (&MAGIC_CODE[..]).chain(reader);
-
+/// Parses the file meta group and the data set up to Pixel Data from a
+/// reader positioned at the "DICM" magic code, which dicom-object checks.
+fn parse_until_pixel_data<R: Read>(source: R) -> Result<DefaultDicomObject, DicomError> {
     OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .read_until(tags::PIXEL_DATA)
@@ -176,8 +220,11 @@ fn ends_early(error: &(dyn StdError + 'static)) -> bool {
     false
 }
 
-fn collect_attributes(file: &DefaultDicomObject) -> Result<IndexAttributes, DicomError> {
-    let dataset = DataSetView::new(file)?;
+fn collect_attributes(
+    file: &DefaultDicomObject,
+    raw_values: &BTreeMap<Tag, Vec<u8>>,
+) -> Result<IndexAttributes, DicomError> {
+    let dataset = DataSetView::new(file, raw_values)?;
     let text = |tag, keyword| dataset.text(tag, keyword);
 
     let mut sop_class_uid = text(tags::SOP_CLASS_UID, "SOPClassUID")?;
@@ -228,13 +275,21 @@ fn collect_attributes(file: &DefaultDicomObject) -> Result<IndexAttributes, Dico
 struct DataSetView<'a> {
     dataset: &'a InMemDicomObject,
     charset: SpecificCharacterSet,
+    /// SpecificCharacterSet with all its values, for [`charset`].
+    specific_character_set: String,
+    raw_values: &'a BTreeMap<Tag, Vec<u8>>,
 }
 
 impl<'a> DataSetView<'a> {
-    fn new(dataset: &'a InMemDicomObject) -> Result<Self, DicomError> {
+    fn new(
+        dataset: &'a InMemDicomObject,
+        raw_values: &'a BTreeMap<Tag, Vec<u8>>,
+    ) -> Result<Self, DicomError> {
         let mut view = DataSetView {
             dataset,
             charset: SpecificCharacterSet::default(),
+            specific_character_set: String::new(),
+            raw_values,
         };
 
         // dicom-rs decodes text with the first value of SpecificCharacterSet
@@ -242,6 +297,7 @@ impl<'a> DataSetView<'a> {
         let declared = view.text(tags::SPECIFIC_CHARACTER_SET, "SpecificCharacterSet")?;
         let first = declared.split('\\').next().unwrap_or_default();
         view.charset = SpecificCharacterSet::from_code(first).unwrap_or_default();
+        view.specific_character_set = declared;
 
         Ok(view)
     }
@@ -253,6 +309,9 @@ impl<'a> DataSetView<'a> {
             return Ok(String::new());
         };
 
+        if let Some(text) = self.decode_raw(tag) {
+            return Ok(text);
+        }
         if let Some(bytes) = unknown_vr_bytes(element) {
             return self.decode_unknown(bytes, keyword);
         }
@@ -295,6 +354,23 @@ impl<'a> DataSetView<'a> {
         Ok(Some(first.parse().unwrap_or(0)))
     }
 
+    /// Decodes a text attribute from the raw bytes that the length check
+    /// kept, with all values of SpecificCharacterSet.
+    ///
+    /// Bytes that the declared character sets do not define become U+FFFD,
+    /// so that an instance from a misconfigured modality is still archived
+    /// and found by its other attributes.
+    fn decode_raw(&self, tag: Tag) -> Option<String> {
+        let (_, vr, _) = TEXT_ATTRIBUTES.iter().find(|(known, _, _)| *known == tag)?;
+        let raw = self.raw_values.get(&tag)?;
+
+        let decoded =
+            charset::decode_value(&self.specific_character_set, *vr, raw).unwrap_or_else(|_| {
+                charset::decode_value_lossy(&self.specific_character_set, *vr, raw)
+            });
+        Some(trim_values(&decoded))
+    }
+
     fn decode_unknown(&self, bytes: &[u8], keyword: &'static str) -> Result<String, DicomError> {
         let decoded = self
             .charset
@@ -304,12 +380,17 @@ impl<'a> DataSetView<'a> {
                 reason: describe_chain(&error),
             })?;
 
-        let values: Vec<&str> = decoded
-            .split('\\')
-            .map(|value| value.trim_end_matches([' ', '\0']))
-            .collect();
-        Ok(values.join("\\"))
+        Ok(trim_values(&decoded))
     }
+}
+
+/// Removes trailing spaces and NULs from each of the '\\'-separated values.
+fn trim_values(decoded: &str) -> String {
+    let values: Vec<&str> = decoded
+        .split('\\')
+        .map(|value| value.trim_end_matches([' ', '\0']))
+        .collect();
+    values.join("\\")
 }
 
 /// Returns the raw bytes of an attribute stored with VR UN, or `None` for any other VR.

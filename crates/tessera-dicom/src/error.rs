@@ -98,4 +98,24 @@ pub enum DicomError {
         character: char,
         character_set: String,
     },
+
+    /// A declared element or item length that exceeds the bytes left in the
+    /// input. dicom-parser would allocate the declared length before reading.
+    #[error(
+        "element {tag} declares a length of {declared} bytes but only {remaining} bytes \
+         remain in the input; the file is truncated or the length is corrupt, \
+         so send the complete file or re-export it from its source"
+    )]
+    LengthExceedsInput {
+        tag: dicom_core::Tag,
+        declared: u32,
+        remaining: u64,
+    },
+
+    /// Sequences nested deeper than the reader accepts.
+    #[error(
+        "sequences nest more than {max} levels deep at {tag}; \
+         check the file with dciodvfy and re-export it from its source"
+    )]
+    NestingTooDeep { tag: dicom_core::Tag, max: usize },
 }

@@ -41,9 +41,15 @@
 mod attributes;
 pub mod charset;
 mod error;
+mod length_check;
 pub mod matching;
+mod recording;
 mod uid;
 
-pub use attributes::{read_index_attributes, read_index_attributes_from, IndexAttributes};
+pub use attributes::{
+    read_index_attributes, read_index_attributes_from, read_index_attributes_with_size,
+    IndexAttributes,
+};
 pub use error::DicomError;
+pub use length_check::{check_lengths, MAX_NESTING_DEPTH};
 pub use uid::is_valid_uid;

@@ -59,8 +59,9 @@ impl Node {
         manifest: Manifest,
         spool: Arc<Spool>,
     ) -> Result<IngestStatus, StoreFailure> {
-        let attributes = tessera_dicom::read_index_attributes_from(spool.reader())
-            .map_err(|e| StoreFailure::Rejected(e.to_string()))?;
+        let attributes =
+            tessera_dicom::read_index_attributes_with_size(spool.reader(), spool.size())
+                .map_err(|e| StoreFailure::Rejected(e.to_string()))?;
         result.study_instance_uid = attributes.study_instance_uid.clone();
         result.series_instance_uid = attributes.series_instance_uid.clone();
         result.sop_instance_uid = attributes.sop_instance_uid.clone();

@@ -87,7 +87,8 @@ impl<'a> Iso2022Decoder<'a> {
     fn designate(&mut self) -> Result<(), Invalid> {
         let rest = &self.raw[self.position + 1..];
         let Some((repertoire, length)) = Repertoire::from_escape(rest) else {
-            let escape_bytes: Vec<String> = rest.iter().take(3).map(|b| format!("{b:02X}")).collect();
+            let escape_bytes: Vec<String> =
+                rest.iter().take(3).map(|b| format!("{b:02X}")).collect();
             return Err(self.invalid(format!(
                 "escape sequence 1B {} designates no character set of PS3.3 C.12.1.1.2",
                 escape_bytes.join(" ")

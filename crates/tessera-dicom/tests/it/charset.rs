@@ -7,7 +7,7 @@ use tessera_dicom::charset::{
     decode_person_name, decode_text, decode_value, decode_value_lossy, encode_person_name,
     encode_text, encode_value,
 };
-use tessera_dicom::DicomError;
+use tessera_dicom::{read_index_attributes, DicomError};
 
 /// Parses space-separated hex bytes, as the annexes print them.
 fn hex(text: &str) -> Vec<u8> {
@@ -345,6 +345,60 @@ fn pydicom_samples_decode_like_pydicom() {
             );
         }
     }
+}
+
+/// Reads pydicom's character set samples through the index reader, which
+/// must decode the same text as pydicom, ISO 2022 files included.
+#[test]
+fn index_reads_pydicom_samples_like_pydicom() {
+    let directory = crate::corpus::test_files_dir()
+        .parent()
+        .expect("test_files has a parent")
+        .join("charset_files");
+    let mut indexed = 0;
+
+    for file in pydicom_recording().files {
+        let bytes = std::fs::read(directory.join(&file.file))
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.file));
+
+        let attributes = match read_index_attributes(&bytes) {
+            Ok(attributes) => attributes,
+            // chrJapMulti*.dcm disagree with their meta group, and
+            // chrSQEncoding*.dcm have no UIDs: they cannot be archived.
+            Err(
+                DicomError::SopInstanceUidMismatch { .. } | DicomError::MissingAttribute { .. },
+            ) => {
+                continue;
+            }
+            Err(error) => panic!("{}: {error}", file.file),
+        };
+        indexed += 1;
+
+        let indexed_values = [
+            ("PatientName", &attributes.patient_name),
+            ("PatientID", &attributes.patient_id),
+            (
+                "ReferringPhysicianName",
+                &attributes.referring_physician_name,
+            ),
+            ("StudyDescription", &attributes.study_description),
+            ("AccessionNumber", &attributes.accession_number),
+            ("StudyID", &attributes.study_id),
+        ];
+        for (keyword, value) in indexed_values {
+            let Some(recorded) = file.attributes.get(keyword) else {
+                continue;
+            };
+            assert_eq!(
+                as_pydicom_prints(value, vr_of(keyword)),
+                recorded.pydicom,
+                "{} {keyword}",
+                file.file
+            );
+        }
+    }
+
+    assert!(indexed >= 12, "only {indexed} samples were indexed");
 }
 
 /// Encodes each name that pydicom decoded and checks that it decodes back.

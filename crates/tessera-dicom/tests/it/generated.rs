@@ -430,39 +430,53 @@ fn file_cut_inside_preamble_is_not_part10() {
 }
 
 #[test]
-fn file_cut_inside_meta_group_is_truncated() {
+fn file_cut_inside_meta_group_is_rejected() {
     let bytes = part10(ct_dataset(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
 
     let error = read_index_attributes(&bytes[..170]).unwrap_err();
 
-    assert!(matches!(error, DicomError::Truncated { .. }), "{error:?}");
-}
-
-#[test]
-fn file_cut_inside_data_set_value_is_truncated() {
-    let bytes = part10(ct_dataset(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
-    let name_start = find(&bytes, b"Doe^Jane");
-
-    let error = read_index_attributes(&bytes[..name_start + 3]).unwrap_err();
-
-    assert!(matches!(error, DicomError::Truncated { .. }), "{error:?}");
     assert!(
-        error.to_string().starts_with("truncated DICOM file: "),
-        "{error}"
+        matches!(error, DicomError::LengthExceedsInput { .. }),
+        "{error:?}"
     );
 }
 
 #[test]
-fn truncation_message_includes_parser_error() {
+fn file_cut_inside_value_names_element() {
     let bytes = part10(ct_dataset(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
     let name_start = find(&bytes, b"Doe^Jane");
 
     let error = read_index_attributes(&bytes[..name_start + 3]).unwrap_err();
+
+    let DicomError::LengthExceedsInput {
+        tag,
+        declared,
+        remaining,
+    } = error
+    else {
+        panic!("expected LengthExceedsInput, got {error:?}");
+    };
+    assert_eq!(tag, tags::PATIENT_NAME);
+    assert_eq!(declared, 8);
+    assert_eq!(remaining, 3);
+}
+
+#[test]
+fn file_cut_inside_header_is_truncated() {
+    let bytes = part10(ct_dataset(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
+    let name_start = find(&bytes, b"Doe^Jane");
+
+    // Keeps the tag of PatientName and one byte of its VR.
+    let error = read_index_attributes(&bytes[..name_start - 3]).unwrap_err();
 
     let DicomError::Truncated { reason } = &error else {
         panic!("expected Truncated, got {error:?}");
     };
     assert!(reason.contains("fill whole buffer"), "{reason}");
+    assert!(
+        error.to_string().starts_with("truncated DICOM file: "),
+        "{error}"
+    );
 }
 
 #[test]
