@@ -64,6 +64,9 @@ pub struct NodeConfig {
     pub duplicate_policy: DuplicatePolicy,
     /// OTLP gRPC endpoint for traces; empty turns export off.
     pub otlp_endpoint: String,
+    /// The DICOM listener (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, storage
+    /// commitment) and its peers.
+    pub dimse: crate::dimse::DimseConfig,
 }
 
 impl Default for NodeConfig {
@@ -90,6 +93,7 @@ impl Default for NodeConfig {
             snapshot_logs_to_keep: 1000,
             duplicate_policy: DuplicatePolicy::Reject,
             otlp_endpoint: String::new(),
+            dimse: crate::dimse::DimseConfig::default(),
         }
     }
 }
@@ -143,6 +147,7 @@ impl NodeConfig {
         if self.chunk_size.as_u64() < 64 * 1024 || self.chunk_size.as_u64() > 64 * 1024 * 1024 {
             return Err(invalid("chunk_size", "must be between 64KiB and 64MiB"));
         }
+        self.dimse.validate()?;
         if self.election_timeout < self.heartbeat_interval * 3 {
             return Err(invalid(
                 "election_timeout",

@@ -20,6 +20,7 @@ mod archive_service;
 mod cluster_service;
 mod config;
 mod convert;
+pub mod dimse;
 mod error;
 mod http;
 mod metrics;

@@ -34,6 +34,7 @@ pub async fn serve(
     tracing::info!(node_id = node.id(), %grpc_addr, %http_addr, "listening");
 
     node.spawn_upkeep();
+    crate::dimse::spawn_listener(node.clone()).await?;
     let router = crate::http::router(node.clone());
     tokio::spawn(async move {
         if let Err(error) = axum::serve(http, router).await {

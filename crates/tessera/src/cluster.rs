@@ -44,6 +44,40 @@ pub struct LocalArgs {
     /// How long a node may be down before its replicas are re-created.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub repair_grace: Duration,
+    /// A DICOM peer every node knows, as AE@HOST:PORT (repeatable); it may
+    /// store, query, retrieve and be a C-MOVE destination. Node i listens
+    /// for DICOM on BASE+40+i with AE title TESSERAi.
+    #[arg(long = "dimse-peer", value_parser = parse_dimse_peer)]
+    pub dimse_peers: Vec<DimsePeerSpec>,
+    /// Reject DICOM callers that are not listed with --dimse-peer (by
+    /// default a local cluster accepts any caller).
+    #[arg(long)]
+    pub dimse_reject_unknown: bool,
+}
+
+/// A DICOM peer given on the command line.
+#[derive(Debug, Clone)]
+pub struct DimsePeerSpec {
+    pub ae_title: String,
+    pub host: String,
+    pub port: u16,
+}
+
+fn parse_dimse_peer(text: &str) -> Result<DimsePeerSpec, String> {
+    let invalid = || {
+        format!("invalid DICOM peer {text:?}: expected AE@HOST:PORT, e.g. STORESCP@127.0.0.1:11113")
+    };
+    let (ae_title, addr) = text.split_once('@').ok_or_else(invalid)?;
+    let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;
+    let port = port.parse().map_err(|_| invalid())?;
+    if ae_title.is_empty() || ae_title.len() > 16 || host.is_empty() {
+        return Err(invalid());
+    }
+    Ok(DimsePeerSpec {
+        ae_title: ae_title.to_string(),
+        host: host.to_string(),
+        port,
+    })
 }
 
 #[derive(Args)]
@@ -92,6 +126,11 @@ pub struct LocalNode {
     pub pid: u32,
     pub grpc_addr: String,
     pub http_addr: String,
+    /// Address of the DICOM listener.
+    #[serde(default)]
+    pub dimse_addr: String,
+    #[serde(default)]
+    pub ae_title: String,
     pub data_dir: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
@@ -318,16 +357,51 @@ fn write_node_config(dir: &Path, node_id: u64, args: &LocalArgs) -> anyhow::Resu
         args.replication_factor,
         humantime::format_duration(args.repair_grace),
     );
+    let (dimse_addr, ae_title) = local_dimse_identity(args.base_port, node_id);
+    let text = text + &dimse_section(args, &dimse_addr, &ae_title);
     std::fs::write(&config, text)?;
     Ok(LocalNode {
         node_id,
         pid: 0,
         grpc_addr,
         http_addr,
+        dimse_addr,
+        ae_title,
         data_dir,
         config,
         log: node_dir.join("node.log"),
     })
+}
+
+fn local_dimse_identity(base_port: u16, node_id: u64) -> (String, String) {
+    let addr = format!("127.0.0.1:{}", base_port + 40 + node_id as u16);
+    (addr, format!("TESSERA{node_id}"))
+}
+
+/// The `[dimse]` section of a local node: every other node and every
+/// --dimse-peer is a known peer, so C-MOVE works between them.
+fn dimse_section(args: &LocalArgs, listen: &str, ae_title: &str) -> String {
+    let mut text = format!(
+        "\n[dimse]\n\
+         listen = \"{listen}\"\n\
+         ae_title = \"{ae_title}\"\n\
+         accept_unknown_callers = {}\n",
+        !args.dimse_reject_unknown
+    );
+    let nodes = (1..=args.nodes).map(|id| {
+        let (addr, ae) = local_dimse_identity(args.base_port, id);
+        let (host, port) = addr.rsplit_once(':').expect("host:port");
+        (ae, host.to_string(), port.to_string())
+    });
+    let extra = args
+        .dimse_peers
+        .iter()
+        .map(|p| (p.ae_title.clone(), p.host.clone(), p.port.to_string()));
+    for (ae, host, port) in nodes.chain(extra) {
+        text +=
+            &format!("\n[[dimse.peers]]\nae_title = \"{ae}\"\nhost = \"{host}\"\nport = {port}\n");
+    }
+    text
 }
 
 fn spawn_node(node: &LocalNode) -> anyhow::Result<Child> {
@@ -413,11 +487,13 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
     let file = cluster.file()?;
     for node in &file.nodes {
         println!(
-            "node {}  pid {:>7}  gRPC {}  HTTP {}  log {}",
+            "node {}  pid {:>7}  gRPC {}  HTTP {}  DICOM {}@{}  log {}",
             node.node_id,
             node.pid,
             node.grpc_addr,
             node.http_addr,
+            node.ae_title,
+            node.dimse_addr,
             node.log.display()
         );
     }

@@ -63,6 +63,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
         base_port: args.base_port,
         replication_factor: 3,
         repair_grace: Duration::from_secs(30),
+        dimse_peers: Vec::new(),
+        dimse_reject_unknown: false,
     };
     let mut cluster = cluster::start_local(&local).await?;
     let everyone = ClusterAddr {

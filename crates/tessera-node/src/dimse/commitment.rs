@@ -1,0 +1,219 @@
+//! Storage Commitment Push Model SCP (PS3.4 annex J).
+//!
+//! An N-ACTION asks the archive to commit to a list of instances. An
+//! instance is committed once it is in the index, because the write path
+//! adds it there only after its event is committed by a Raft majority and
+//! W replicas of its blob are synced. The result goes back as an
+//! N-EVENT-REPORT on the same association, or on a new one to the peer's
+//! configured address when the requester has already released.
+
+use dicom_core::{Tag, VR};
+use tessera_dicom::dimse::{DataSet, Encoding};
+
+use super::association::{Association, Command};
+use super::command::{self, status};
+use super::find::{unavailable, IDENTIFIER_LIMIT};
+use super::service::Session;
+use super::sop_classes as classes;
+use super::DimseError;
+
+const TRANSACTION_UID: Tag = Tag(0x0008, 0x1195);
+const REFERENCED_SOP_SEQUENCE: Tag = Tag(0x0008, 0x1199);
+const FAILED_SOP_SEQUENCE: Tag = Tag(0x0008, 0x1198);
+const REFERENCED_SOP_CLASS_UID: Tag = Tag(0x0008, 0x1150);
+const REFERENCED_SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x1155);
+const FAILURE_REASON: Tag = Tag(0x0008, 0x1197);
+
+/// Failure Reason: the instance is not in the archive.
+const NO_SUCH_OBJECT_INSTANCE: u16 = 0x0112;
+/// Failure Reason: the instance is stored under another SOP class.
+const CLASS_INSTANCE_CONFLICT: u16 = 0x0119;
+
+/// Event Type ID of a result where every instance is committed.
+const ALL_COMMITTED: u16 = 1;
+/// Event Type ID of a result with at least one failure.
+const SOME_FAILED: u16 = 2;
+
+pub async fn handle(
+    session: &Session,
+    association: &mut Association,
+    command: Command,
+) -> Result<(), DimseError> {
+    let data = match command::has_data_set(&command.set) {
+        true => association.receive_data(IDENTIFIER_LIMIT).await?,
+        false => Vec::new(),
+    };
+    let encoding = association
+        .context(command.context_id)
+        .and_then(|context| Encoding::of_transfer_syntax(&context.transfer_syntax))
+        .unwrap_or(Encoding::ImplicitLittle);
+    let request = match check_request(session, &command, &data, encoding) {
+        Ok(request) => request,
+        Err((code, comment)) => {
+            let response = action_response(&command, code);
+            let response = command::with_error_comment(response, &comment);
+            return association.send(command.context_id, &response, None).await;
+        }
+    };
+    let response = action_response(&command, status::SUCCESS);
+    association
+        .send(command.context_id, &response, None)
+        .await?;
+
+    let (event_type, report) = match commitment_result(session, &request).await {
+        Ok(result) => result,
+        Err((_, comment)) => {
+            // TODO: a commitment that cannot be checked now (no quorum) is
+            // not retried later; the requester gets no N-EVENT-REPORT and
+            // must ask again.
+            tracing::warn!(%comment, "storage commitment not checked");
+            return Ok(());
+        }
+    };
+    send_report(
+        association,
+        command.context_id,
+        event_type,
+        &report.encode(encoding),
+    )
+    .await
+}
+
+fn check_request(
+    session: &Session,
+    command: &Command,
+    data: &[u8],
+    encoding: Encoding,
+) -> Result<DataSet, (u16, String)> {
+    if !session.rights.store {
+        return Err((
+            status::NOT_AUTHORIZED,
+            format!("{} may not request commitment", session.calling_ae),
+        ));
+    }
+    if command.set.u16(command::ACTION_TYPE_ID) != Some(1) {
+        return Err((
+            0x0123,
+            "Action Type ID must be 1 (request storage commitment)".into(),
+        ));
+    }
+    let request = DataSet::parse(data, encoding)
+        .map_err(|error| (0x0110, format!("invalid action information: {error}")))?;
+    if request.text(TRANSACTION_UID).unwrap_or_default().is_empty() {
+        return Err((0x0120, "missing Transaction UID".into()));
+    }
+    Ok(request)
+}
+
+fn action_response(command: &Command, code: u16) -> DataSet {
+    let mut response = command::response(&command.set, command::N_ACTION_RSP, code, false);
+    response.put_text(
+        command::AFFECTED_SOP_CLASS_UID,
+        VR::UI,
+        classes::STORAGE_COMMITMENT_PUSH,
+    );
+    response.put_text(
+        command::AFFECTED_SOP_INSTANCE_UID,
+        VR::UI,
+        classes::STORAGE_COMMITMENT_PUSH_INSTANCE,
+    );
+    response.put_u16(command::ACTION_TYPE_ID, 1);
+    response
+}
+
+/// Checks every referenced instance against the index and builds the
+/// event information: committed ones, and failed ones with their reason.
+async fn commitment_result(
+    session: &Session,
+    request: &DataSet,
+) -> Result<(u16, DataSet), (u16, String)> {
+    session.node.read_barrier().await.map_err(unavailable)?;
+    let mut committed = Vec::new();
+    let mut failed = Vec::new();
+    for item in request.items(REFERENCED_SOP_SEQUENCE).unwrap_or_default() {
+        let class = item.text(REFERENCED_SOP_CLASS_UID).unwrap_or_default();
+        let instance = item.text(REFERENCED_SOP_INSTANCE_UID).unwrap_or_default();
+        let stored = session.node.catalog.instance(&instance).ok().flatten();
+        let reason = match stored {
+            None => Some(NO_SUCH_OBJECT_INSTANCE),
+            Some(stored) => {
+                let stored_class = stored
+                    .stored
+                    .attributes
+                    .map(|a| a.sop_class_uid)
+                    .unwrap_or_default();
+                (stored_class != class).then_some(CLASS_INSTANCE_CONFLICT)
+            }
+        };
+        let mut reference = DataSet::default();
+        reference.put_text(REFERENCED_SOP_CLASS_UID, VR::UI, &class);
+        reference.put_text(REFERENCED_SOP_INSTANCE_UID, VR::UI, &instance);
+        match reason {
+            None => committed.push(reference),
+            Some(reason) => {
+                reference.put_u16(FAILURE_REASON, reason);
+                failed.push(reference);
+            }
+        }
+    }
+
+    let transaction = request.text(TRANSACTION_UID).unwrap_or_default();
+    tracing::info!(transaction = %transaction, committed = committed.len(), failed = failed.len(), "storage commitment checked");
+    let event_type = if failed.is_empty() {
+        ALL_COMMITTED
+    } else {
+        SOME_FAILED
+    };
+    let mut report = DataSet::default();
+    report.put_text(TRANSACTION_UID, VR::UI, &transaction);
+    if !committed.is_empty() {
+        report.put_items(REFERENCED_SOP_SEQUENCE, committed);
+    }
+    if !failed.is_empty() {
+        report.put_items(FAILED_SOP_SEQUENCE, failed);
+    }
+    Ok((event_type, report))
+}
+
+/// Sends the N-EVENT-REPORT-RQ and waits for its response.
+async fn send_report(
+    association: &mut Association,
+    context_id: u8,
+    event_type: u16,
+    report: &[u8],
+) -> Result<(), DimseError> {
+    // Message IDs of requests this node sends on a requester's association
+    // start high, away from the requester's own small numbers.
+    let message_id = 0x8000;
+    let mut request = DataSet::default();
+    request.put_text(
+        command::AFFECTED_SOP_CLASS_UID,
+        VR::UI,
+        classes::STORAGE_COMMITMENT_PUSH,
+    );
+    request.put_u16(command::COMMAND_FIELD, command::N_EVENT_REPORT_RQ);
+    request.put_u16(command::MESSAGE_ID, message_id);
+    request.put_u16(command::COMMAND_DATA_SET_TYPE, command::DATA_SET_PRESENT);
+    request.put_text(
+        command::AFFECTED_SOP_INSTANCE_UID,
+        VR::UI,
+        classes::STORAGE_COMMITMENT_PUSH_INSTANCE,
+    );
+    request.put_u16(command::EVENT_TYPE_ID, event_type);
+    association.send(context_id, &request, Some(report)).await?;
+
+    let response = association.receive_command().await?;
+    if command::has_data_set(&response.set) {
+        association.receive_data(IDENTIFIER_LIMIT).await?;
+    }
+    let field = command::command_field(&response.set);
+    let code = response.set.u16(command::STATUS);
+    if field != Some(command::N_EVENT_REPORT_RSP) {
+        return Err(DimseError::Unexpected {
+            peer: association.peer.clone(),
+            what: format!("command field {field:?} while awaiting an N-EVENT-REPORT-RSP"),
+        });
+    }
+    tracing::debug!(status = ?code, "storage commitment result delivered");
+    Ok(())
+}

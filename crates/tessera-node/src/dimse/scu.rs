@@ -1,0 +1,379 @@
+//! C-STORE SCU: opens an association to a peer and sends instances, either
+//! from the archive's blobs (C-MOVE sub-operations, and C-GET on the
+//! requester's own association) or from bytes in memory (`tessera send`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use dicom_core::VR;
+use dicom_ul::pdu::{
+    AssociationRQ, Pdu, PresentationContextProposed, PresentationContextResultReason,
+    UserVariableItem,
+};
+use tessera_blob::BlobId;
+use tessera_catalog::StoredInstance;
+use tessera_dicom::dimse::DataSet;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::association::{AcceptedContext, Association};
+use super::command::{self, status};
+use super::negotiation::{peer_max_pdu, trim_uid};
+use super::part10;
+use super::sop_classes as classes;
+use super::DimseError;
+use crate::node::Node;
+
+/// Most presentation contexts one association can carry (odd ids 1..=255).
+const MAX_CONTEXTS: usize = 128;
+
+/// A C-MOVE originator, repeated in each C-STORE sub-operation.
+#[derive(Debug, Clone)]
+pub struct Originator {
+    pub ae_title: String,
+    pub message_id: u16,
+}
+
+/// An association this node opened to send instances.
+pub struct StoreScu {
+    association: Association,
+    next_message_id: u16,
+    timeout: Duration,
+}
+
+impl StoreScu {
+    /// Connects to `addr` and proposes one presentation context per
+    /// (SOP class, transfer syntax) pair, each with only that transfer
+    /// syntax, because instances are sent exactly as stored.
+    pub async fn connect(
+        addr: &str,
+        calling_ae: &str,
+        called_ae: &str,
+        pairs: &[(String, String)],
+        max_pdu_length: u32,
+        timeout: Duration,
+    ) -> Result<StoreScu, DimseError> {
+        let peer = format!("{called_ae}@{addr}");
+        let connect = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
+        let stream = match connect {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(DimseError::Io { peer, source }),
+            Err(_) => {
+                let seconds = timeout.as_secs();
+                return Err(DimseError::Timeout {
+                    peer,
+                    seconds,
+                    waiting_for: "TCP connect",
+                });
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut association = Association::new(stream, peer, BytesMut::new());
+
+        let proposed = propose(pairs);
+        let request = AssociationRQ {
+            protocol_version: 1,
+            calling_ae_title: calling_ae.to_string(),
+            called_ae_title: called_ae.to_string(),
+            application_context_name: classes::APPLICATION_CONTEXT.to_string(),
+            presentation_contexts: proposed.clone(),
+            user_variables: vec![
+                UserVariableItem::MaxLength(max_pdu_length),
+                UserVariableItem::ImplementationClassUID(classes::IMPLEMENTATION_CLASS_UID.into()),
+                UserVariableItem::ImplementationVersionName(
+                    classes::IMPLEMENTATION_VERSION_NAME.into(),
+                ),
+            ],
+        };
+        association.write_pdu(&Pdu::AssociationRQ(request)).await?;
+        let answer = association.read_pdu(timeout, "A-ASSOCIATE-AC").await?;
+        accept_answer(&mut association, answer, &proposed, max_pdu_length)?;
+
+        Ok(StoreScu {
+            association,
+            next_message_id: 1,
+            timeout,
+        })
+    }
+
+    /// Returns the accepted context for a SOP class in a transfer syntax.
+    pub fn context_for(&self, sop_class: &str, transfer_syntax: &str) -> Option<u8> {
+        find_context(&self.association.contexts, sop_class, transfer_syntax)
+    }
+
+    /// Sends one data set (without file meta group) and returns the status
+    /// of the C-STORE-RSP.
+    pub async fn store_bytes(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        transfer_syntax: &str,
+        data_set: &[u8],
+    ) -> Result<u16, DimseError> {
+        let context_id = self.require_context(sop_class, transfer_syntax)?;
+        let message_id = self.message_id();
+        let request = store_request(message_id, sop_class, sop_instance, None);
+        self.association
+            .send(context_id, &request, Some(data_set))
+            .await?;
+        let (code, _) = await_store_response(&mut self.association, message_id, None).await?;
+        Ok(code)
+    }
+
+    /// Sends a stored instance from its blob and returns the C-STORE status.
+    pub async fn store_instance(
+        &mut self,
+        node: &Arc<Node>,
+        instance: &StoredInstance,
+        originator: Option<&Originator>,
+    ) -> Result<u16, DimseError> {
+        let attributes = instance.stored.attributes.clone().unwrap_or_default();
+        let Some(context_id) =
+            self.context_for(&attributes.sop_class_uid, &attributes.transfer_syntax_uid)
+        else {
+            return Ok(status::NO_SUCH_SOP_CLASS);
+        };
+        let message_id = self.message_id();
+        send_stored(
+            node,
+            &mut self.association,
+            context_id,
+            message_id,
+            instance,
+            originator,
+        )
+        .await?;
+        let (code, _) = await_store_response(&mut self.association, message_id, None).await?;
+        Ok(code)
+    }
+
+    pub async fn release(self) -> Result<(), DimseError> {
+        self.association.release(self.timeout).await
+    }
+
+    fn require_context(&self, sop_class: &str, transfer_syntax: &str) -> Result<u8, DimseError> {
+        self.context_for(sop_class, transfer_syntax)
+            .ok_or_else(|| DimseError::NoContext {
+                peer: self.association.peer.clone(),
+                what: format!("{sop_class} in {transfer_syntax}"),
+            })
+    }
+
+    fn message_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        id
+    }
+}
+
+fn propose(pairs: &[(String, String)]) -> Vec<PresentationContextProposed> {
+    let mut unique: Vec<&(String, String)> = Vec::new();
+    for pair in pairs {
+        if !unique.contains(&pair) {
+            unique.push(pair);
+        }
+    }
+    if unique.len() > MAX_CONTEXTS {
+        // TODO: more than 128 distinct SOP class and transfer syntax pairs
+        // need a second association; instances of the rest fail with 0x0118.
+        tracing::warn!(
+            pairs = unique.len(),
+            "more presentation contexts than one association carries"
+        );
+    }
+    unique
+        .into_iter()
+        .take(MAX_CONTEXTS)
+        .enumerate()
+        .map(|(index, (class, ts))| PresentationContextProposed {
+            id: (index * 2 + 1) as u8,
+            abstract_syntax: class.clone(),
+            transfer_syntaxes: vec![ts.clone()],
+        })
+        .collect()
+}
+
+fn accept_answer(
+    association: &mut Association,
+    answer: Pdu,
+    proposed: &[PresentationContextProposed],
+    max_pdu_length: u32,
+) -> Result<(), DimseError> {
+    let accepted = match answer {
+        Pdu::AssociationAC(accepted) => accepted,
+        Pdu::AssociationRJ(rejected) => {
+            let peer = association.peer.clone();
+            let reason = format!("{:?}, {}", rejected.result, rejected.source);
+            return Err(DimseError::Rejected { peer, reason });
+        }
+        other => {
+            let peer = association.peer.clone();
+            let what = other.short_description().to_string();
+            return Err(DimseError::Unexpected { peer, what });
+        }
+    };
+    association.receive_limit = max_pdu_length;
+    association.send_limit = peer_max_pdu(&accepted.user_variables);
+    association.contexts = accepted
+        .presentation_contexts
+        .iter()
+        .filter(|result| result.reason == PresentationContextResultReason::Acceptance)
+        .filter_map(|result| {
+            let proposal = proposed.iter().find(|p| p.id == result.id)?;
+            Some(AcceptedContext {
+                id: result.id,
+                abstract_syntax: proposal.abstract_syntax.clone(),
+                transfer_syntax: trim_uid(&result.transfer_syntax).to_string(),
+            })
+        })
+        .collect();
+    Ok(())
+}
+
+pub fn find_context(
+    contexts: &[AcceptedContext],
+    sop_class: &str,
+    transfer_syntax: &str,
+) -> Option<u8> {
+    contexts
+        .iter()
+        .find(|c| c.abstract_syntax == sop_class && c.transfer_syntax == transfer_syntax)
+        .map(|c| c.id)
+}
+
+fn store_request(
+    message_id: u16,
+    sop_class: &str,
+    sop_instance: &str,
+    originator: Option<&Originator>,
+) -> DataSet {
+    let mut request = DataSet::default();
+    request.put_text(command::AFFECTED_SOP_CLASS_UID, VR::UI, sop_class);
+    request.put_u16(command::COMMAND_FIELD, command::C_STORE_RQ);
+    request.put_u16(command::MESSAGE_ID, message_id);
+    request.put_u16(command::PRIORITY, 0);
+    request.put_u16(command::COMMAND_DATA_SET_TYPE, command::DATA_SET_PRESENT);
+    request.put_text(command::AFFECTED_SOP_INSTANCE_UID, VR::UI, sop_instance);
+    if let Some(originator) = originator {
+        request.put_text(
+            command::MOVE_ORIGINATOR_AE_TITLE,
+            VR::AE,
+            &originator.ae_title,
+        );
+        request.put_u16(command::MOVE_ORIGINATOR_MESSAGE_ID, originator.message_id);
+    }
+    request
+}
+
+/// Sends a C-STORE-RQ with the data set of a stored instance, streamed from
+/// its blob without the file meta group.
+///
+/// The first chunk is read before anything is sent, so an unreadable blob
+/// fails without touching the association. A read failure later leaves a
+/// data set cut short, so the caller must abort the association.
+pub async fn send_stored(
+    node: &Arc<Node>,
+    association: &mut Association,
+    context_id: u8,
+    message_id: u16,
+    instance: &StoredInstance,
+    originator: Option<&Originator>,
+) -> Result<(), DimseError> {
+    let attributes = instance.stored.attributes.clone().unwrap_or_default();
+    let blob = BlobId::from_slice(&instance.stored.blob_id)
+        .map_err(|error| read_failure(association, &error.to_string()))?;
+    let (sender, mut chunks) = mpsc::channel::<Result<Bytes, crate::NodeError>>(2);
+    let reader_node = node.clone();
+    let reader = tokio::spawn(async move { reader_node.read_blob(blob, &sender).await });
+
+    let mut header = Vec::new();
+    let data_start = loop {
+        let Some(chunk) = chunks.recv().await else {
+            let outcome = reader.await.map(|r| r.err().map(|e| e.to_string()));
+            let reason = outcome
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "blob ended inside its header".into());
+            return Err(read_failure(association, &reason));
+        };
+        let chunk = chunk.map_err(|error| read_failure(association, &error.to_string()))?;
+        header.extend_from_slice(&chunk);
+        match part10::header_length(&header) {
+            None => continue,
+            Some(Ok(length)) if header.len() >= length => break length,
+            Some(Ok(_)) => continue,
+            Some(Err(reason)) => return Err(read_failure(association, &reason)),
+        }
+    };
+
+    let request = store_request(
+        message_id,
+        &attributes.sop_class_uid,
+        &attributes.sop_instance_uid,
+        originator,
+    );
+    association.send(context_id, &request, None).await?;
+    let mut pending = header.split_off(data_start);
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk.map_err(|error| read_failure(association, &error.to_string()))?;
+        association.send_data(context_id, &pending, false).await?;
+        pending = chunk.to_vec();
+    }
+    association.send_data(context_id, &pending, true).await?;
+    let _ = reader.await;
+    Ok(())
+}
+
+fn read_failure(association: &Association, reason: &str) -> DimseError {
+    DimseError::Unexpected {
+        peer: association.peer.clone(),
+        what: format!("failure reading the stored instance: {reason}"),
+    }
+}
+
+/// Waits for the C-STORE-RSP to `message_id` and returns its status and
+/// whether a C-CANCEL for `cancel_of` arrived meanwhile.
+pub async fn await_store_response(
+    association: &mut Association,
+    message_id: u16,
+    cancel_of: Option<u16>,
+) -> Result<(u16, bool), DimseError> {
+    let mut cancelled = false;
+    loop {
+        let response = association.receive_command().await?;
+        let field = command::command_field(&response.set);
+        let answered = response.set.u16(command::MESSAGE_ID_BEING_RESPONDED_TO);
+        if field == Some(command::C_CANCEL_RQ) && cancel_of.is_some() && answered == cancel_of {
+            cancelled = true;
+            continue;
+        }
+        if field == Some(command::C_STORE_RSP) && answered == Some(message_id) {
+            let code = response
+                .set
+                .u16(command::STATUS)
+                .unwrap_or(status::UNABLE_TO_PROCESS);
+            return Ok((code, cancelled));
+        }
+        return Err(DimseError::Unexpected {
+            peer: association.peer.clone(),
+            what: format!("command field {field:?} while awaiting a C-STORE-RSP"),
+        });
+    }
+}
+
+/// Returns whether a C-STORE status counts as success, warning or failure.
+pub fn classify(code: u16) -> Outcome {
+    match code {
+        status::SUCCESS => Outcome::Completed,
+        0xB000..=0xBFFF | 0x0001 | 0x0107 | 0x0116 => Outcome::Warning,
+        _ => Outcome::Failed,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Warning,
+    Failed,
+}

@@ -1,0 +1,129 @@
+//! C-STORE SCP: the data set is streamed into the archive's write path and
+//! the response is sent only once `Node::store` has decided, so success
+//! means the instance is durable.
+
+use dicom_core::VR;
+use tessera_proto::v1::{IngestResult, IngestStatus};
+
+use super::association::{Association, Command};
+use super::command::{self, status};
+use super::part10;
+use super::service::Session;
+use super::DimseError;
+use crate::spool::IncomingInstance;
+
+pub async fn handle(
+    session: &Session,
+    association: &mut Association,
+    command: Command,
+) -> Result<(), DimseError> {
+    let request = &command.set;
+    let sop_class = request
+        .text(command::AFFECTED_SOP_CLASS_UID)
+        .unwrap_or_default();
+    let sop_instance = request
+        .text(command::AFFECTED_SOP_INSTANCE_UID)
+        .unwrap_or_default();
+    let transfer_syntax = association
+        .context(command.context_id)
+        .map(|context| context.transfer_syntax.clone());
+
+    let node = &session.node;
+    let mut incoming = IncomingInstance::new(
+        node.config.chunk_size.as_u64() as u32,
+        &node.config.data_dir.join("spool"),
+        node.config.spool_memory_limit.as_u64(),
+    );
+    let header = part10::file_header(
+        &sop_class,
+        &sop_instance,
+        transfer_syntax.as_deref().unwrap_or(""),
+    );
+    let mut spool_error = incoming.push(&header).err();
+    if command::has_data_set(request) {
+        loop {
+            let (fragment, last) = association.receive_data_fragment().await?;
+            if spool_error.is_none() {
+                spool_error = incoming.push(&fragment).err();
+            }
+            if last {
+                break;
+            }
+        }
+    }
+
+    let (code, comment) = if transfer_syntax.is_none() {
+        (
+            status::CANNOT_UNDERSTAND,
+            format!("no accepted presentation context {}", command.context_id),
+        )
+    } else if !session.rights.store {
+        (
+            status::NOT_AUTHORIZED,
+            format!("{} may not store instances", session.calling_ae),
+        )
+    } else if let Some(error) = spool_error {
+        tracing::error!(%error, instance = %sop_instance, "failed to spool C-STORE data set");
+        (
+            status::OUT_OF_RESOURCES,
+            "failed to spool the data set; retry later".into(),
+        )
+    } else {
+        store_instance(session, incoming, &sop_instance).await
+    };
+
+    let mut response = command::response(request, command::C_STORE_RSP, code, false);
+    response.put_text(command::AFFECTED_SOP_INSTANCE_UID, VR::UI, &sop_instance);
+    if !comment.is_empty() {
+        response = command::with_error_comment(response, &comment);
+    }
+    association.send(command.context_id, &response, None).await
+}
+
+async fn store_instance(
+    session: &Session,
+    incoming: IncomingInstance,
+    sop_instance: &str,
+) -> (u16, String) {
+    let (manifest, spool) = match incoming.finish() {
+        Ok(finished) => finished,
+        Err(error) => {
+            tracing::error!(%error, instance = %sop_instance, "failed to spool C-STORE data set");
+            return (
+                status::OUT_OF_RESOURCES,
+                "failed to spool the data set; retry later".into(),
+            );
+        }
+    };
+    let label = format!("C-STORE from {}", session.calling_ae);
+    let result = session.node.store(label, manifest, spool).await;
+    tracing::debug!(instance = %sop_instance, status = result.status, "C-STORE finished");
+    status_of(session, &result, sop_instance)
+}
+
+/// Maps the write path's outcome to a C-STORE status and Error Comment.
+fn status_of(session: &Session, result: &IngestResult, sop_instance: &str) -> (u16, String) {
+    match IngestStatus::try_from(result.status).unwrap_or(IngestStatus::Unavailable) {
+        IngestStatus::Stored | IngestStatus::AlreadyStored => (status::SUCCESS, String::new()),
+        IngestStatus::Unavailable => {
+            tracing::warn!(reason = %result.reason, instance = %sop_instance, "C-STORE refused, archive unavailable");
+            (
+                status::OUT_OF_RESOURCES,
+                "archive unavailable, retry later".into(),
+            )
+        }
+        _ if is_conflict(session, result, sop_instance) => (
+            status::DUPLICATE_SOP_INSTANCE,
+            format!("different bytes already stored for {sop_instance}"),
+        ),
+        _ => {
+            tracing::info!(reason = %result.reason, instance = %sop_instance, "C-STORE rejected");
+            (status::CANNOT_UNDERSTAND, result.reason.clone())
+        }
+    }
+}
+
+fn is_conflict(session: &Session, result: &IngestResult, sop_instance: &str) -> bool {
+    let existing = session.node.catalog.instance(sop_instance).ok().flatten();
+    existing.is_some_and(|existing| hex::encode(&existing.stored.blob_id) != result.blob_id)
+}
