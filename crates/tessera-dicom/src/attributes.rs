@@ -107,8 +107,8 @@ pub fn read_index_attributes_from<R: Read>(reader: R) -> Result<IndexAttributes,
     read_index_attributes_sized(reader, None)
 }
 
-/// Same from a reader with the total size of the file in bytes, as a write
-/// path knows it from its spool, so that an oversized length is rejected
+/// Same from a reader with the total size of the file in bytes, which a
+/// write path has from its spool, so that an oversized length is rejected
 /// before any of its value is read.
 pub fn read_index_attributes_with_size<R: Read>(
     reader: R,

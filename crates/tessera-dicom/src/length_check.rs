@@ -4,7 +4,10 @@
 //! dicom-parser 0.10 allocates and zero-fills a value's declared length
 //! before it reads the value, so without this pass a malformed file costs
 //! memory in proportion to the lengths it declares. A 674-byte sample from
-//! pydicom (UN_sequence.dcm) declares 3.7 GB and took 3.6 GB to reject.
+//! pydicom (UN_sequence.dcm) declares 3.7 GB: dicom-object 0.10 allocated
+//! 3.76 GB and spent 6.9 s before it rejected the file (release build,
+//! counting allocator, 2-core machine). With this pass the reader allocates
+//! about 15 kB.
 //!
 //! The pass walks the same tokens that dicom-object will read, with
 //! dicom-parser's lazy reader: the meta group, then the data set up to the
@@ -40,11 +43,14 @@ const ITEM: Tag = Tag(0xFFFE, 0xE000);
 
 /// Maximum nesting of sequences and items. dicom-object builds nested
 /// sequences by recursion, so a file of a few megabytes that nests every
-/// item in the next could overflow the stack. Real data sets nest far less
-/// deeply than this: structured report content trees are the deepest.
+/// item in the next could overflow the stack.
+///
+/// NOTE: the limit is a judgment, not a figure from the standard. Structured
+/// report content trees nest deepest in practice, and 128 levels leave them
+/// wide room while keeping dicom-object's recursion far from the stack limit.
 pub const MAX_NESTING_DEPTH: usize = 128;
 
-/// What the pass found besides the lengths being valid.
+/// Values that the pass kept on its way through the file.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
     /// Raw value bytes of the requested root-level attributes, by tag.

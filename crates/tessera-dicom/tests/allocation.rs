@@ -228,22 +228,60 @@ fn meta_group_length(file: &[u8]) -> usize {
     144 + group_length as usize
 }
 
+/// Appends `depth` nested sequences of undefined length, each with one item
+/// of undefined length, and closes them when `close` is set.
+fn append_nested_sequences(bytes: &mut Vec<u8>, depth: usize, close: bool) {
+    for _ in 0..depth {
+        // (0040,A730) Content Sequence, SQ, undefined length.
+        bytes.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0]);
+        bytes.extend_from_slice(&[0xFF; 4]);
+        // Item, undefined length.
+        bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+    }
+    if !close {
+        return;
+    }
+    for _ in 0..depth {
+        // Item delimitation, then sequence delimitation.
+        bytes.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    }
+}
+
+/// Returns a file with the SOP UIDs and no other element.
+fn file_with_sop_uids_only() -> Vec<u8> {
+    let mut bytes = file_declaring(0, 0, uids::EXPLICIT_VR_LITTLE_ENDIAN);
+    bytes.truncate(bytes.len() - 12);
+    bytes
+}
+
 #[test]
 fn deeply_nested_sequences_are_rejected() {
     let _lock = one_at_a_time();
-    let mut bytes = file_declaring(0, 0, uids::EXPLICIT_VR_LITTLE_ENDIAN);
-    bytes.truncate(bytes.len() - 12);
-    for _ in 0..=MAX_NESTING_DEPTH {
-        // (0040,A730) SQ of undefined length, then an item of undefined length.
-        bytes.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0]);
-        bytes.extend_from_slice(&[0xFF; 4]);
-        bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
-    }
+    let mut bytes = file_with_sop_uids_only();
+    append_nested_sequences(&mut bytes, MAX_NESTING_DEPTH + 1, true);
 
     let error = read_index_attributes(&bytes).unwrap_err();
 
     assert!(
         matches!(error, DicomError::NestingTooDeep { .. }),
+        "{error:?}"
+    );
+}
+
+/// The deepest nesting that the check lets through must not overflow the
+/// stack of a test thread (2 MiB by default) in dicom-object's recursion.
+#[test]
+fn nesting_at_limit_is_parsed() {
+    let _lock = one_at_a_time();
+    let mut bytes = file_with_sop_uids_only();
+    append_nested_sequences(&mut bytes, MAX_NESTING_DEPTH, true);
+
+    let error = read_index_attributes(&bytes).unwrap_err();
+
+    // The data set parses. It lacks the study and series UIDs.
+    assert!(
+        matches!(error, DicomError::MissingAttribute { .. }),
         "{error:?}"
     );
 }

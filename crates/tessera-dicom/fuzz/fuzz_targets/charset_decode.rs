@@ -1,0 +1,45 @@
+//! Decodes arbitrary bytes under arbitrary SpecificCharacterSet values.
+//! Decoding must return rather than panic, lossy decoding must always
+//! succeed, and text that decodes strictly must encode and decode back to
+//! the same text.
+
+#![no_main]
+
+use dicom_core::VR;
+use libfuzzer_sys::fuzz_target;
+use tessera_dicom::charset;
+
+/// SpecificCharacterSet values that cover every code path, picked by the
+/// first input byte. The rest of the input is the value to decode.
+const TERMS: &[&str] = &[
+    "",
+    "ISO_IR 100",
+    "ISO_IR 13",
+    "ISO_IR 148",
+    "ISO_IR 166",
+    "ISO_IR 192",
+    "GB18030",
+    "GBK",
+    "\\ISO 2022 IR 87",
+    "ISO 2022 IR 13\\ISO 2022 IR 87\\ISO 2022 IR 159",
+    "\\ISO 2022 IR 149",
+    "\\ISO 2022 IR 58",
+    "ISO 2022 IR 100\\ISO 2022 IR 144\\ISO 2022 IR 126",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((selector, raw)) = data.split_first() else {
+        return;
+    };
+    let term = TERMS[usize::from(*selector) % TERMS.len()];
+    let vr = if selector & 0x80 == 0 { VR::LO } else { VR::PN };
+
+    let _ = charset::decode_value_lossy(term, vr, raw);
+
+    let Ok(text) = charset::decode_value(term, vr, raw) else {
+        return;
+    };
+    let encoded = charset::encode_value(term, vr, &text).expect("decoded text encodes");
+    let decoded = charset::decode_value(term, vr, &encoded).expect("encoded text decodes");
+    assert_eq!(decoded, text);
+});
