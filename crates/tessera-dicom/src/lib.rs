@@ -4,6 +4,10 @@
 //!
 //! Parsing is done by dicom-rs. Reading stops before Pixel Data, so indexing a
 //! large multi-frame instance costs about as much as indexing a small one.
+//! Before dicom-rs reads a file, [`check_lengths`] rejects any declared length
+//! that exceeds the input, because dicom-rs allocates declared lengths
+//! up front. Text attributes are decoded with [`charset`], which implements
+//! every character set of SpecificCharacterSet, ISO 2022 switching included.
 //!
 //! # Example
 //!
@@ -40,7 +44,6 @@
 
 mod attributes;
 pub mod charset;
-pub mod dimse;
 mod error;
 mod length_check;
 pub mod matching;
