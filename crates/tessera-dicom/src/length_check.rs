@@ -41,6 +41,10 @@ const META_OFFSET: u64 = 132;
 /// The tag of a sequence item or an encapsulated pixel data fragment.
 const ITEM: Tag = Tag(0xFFFE, 0xE000);
 
+const ITEM_DELIMITATION: Tag = Tag(0xFFFE, 0xE00D);
+
+const SEQUENCE_DELIMITATION: Tag = Tag(0xFFFE, 0xE0DD);
+
 /// Maximum nesting of sequences and items. dicom-object builds nested
 /// sequences by recursion, so a file of a few megabytes that nests every
 /// item in the next could overflow the stack.
@@ -195,7 +199,7 @@ fn check_data_set<R: Read>(
     let walk = DataSetWalk {
         counter,
         size: remaining,
-        depth: 0,
+        open: Vec::new(),
         keep,
         scan: Scan::default(),
     };
@@ -208,7 +212,10 @@ struct DataSetWalk<'a> {
     counter: Rc<Cell<u64>>,
     /// Bytes of the data set, when known.
     size: Option<u64>,
-    depth: usize,
+    /// Open sequences (`false`) and items (`true`), innermost last. The
+    /// lazy reader keeps the same stack, and panics when it is
+    /// inconsistent, so the walk rejects a delimiter that does not match.
+    open: Vec<bool>,
     keep: &'a [Tag],
     scan: Scan,
 }
@@ -231,7 +238,7 @@ impl DataSetWalk<'_> {
                     self.check_declared(header.tag, header.len.0)?;
                 }
                 LazyDataToken::LazyValue { header, decoder } => {
-                    let keep = self.depth == 0 && self.keep.contains(&header.tag);
+                    let keep = self.open.is_empty() && self.keep.contains(&header.tag);
                     self.consume(header.tag, header.len.0, keep, |out| {
                         LazyDataToken::LazyValue { header, decoder }
                             .read_value_into(out)
@@ -248,7 +255,9 @@ impl DataSetWalk<'_> {
                     if let Some(length) = len.get() {
                         self.check_declared(ITEM, length)?;
                     }
+                    self.open.push(true);
                 }
+                LazyDataToken::ItemEnd => self.close(true, ITEM_DELIMITATION)?,
                 LazyDataToken::LazyItemValue { len, decoder } => {
                     self.consume(ITEM, len, false, |out| {
                         LazyDataToken::LazyItemValue { len, decoder }
@@ -256,7 +265,7 @@ impl DataSetWalk<'_> {
                             .is_ok()
                     })?;
                 }
-                LazyDataToken::SequenceEnd => self.depth = self.depth.saturating_sub(1),
+                LazyDataToken::SequenceEnd => self.close(false, SEQUENCE_DELIMITATION)?,
                 _ => {}
             }
         }
@@ -267,7 +276,7 @@ impl DataSetWalk<'_> {
     /// Tells whether dicom-object stops before this token: at a root-level
     /// tag at or after Pixel Data, as `OpenFileOptions::read_until` does.
     fn reaches_pixel_data<D>(&self, token: &LazyDataToken<D>) -> bool {
-        if self.depth > 0 {
+        if !self.open.is_empty() {
             return false;
         }
 
@@ -284,14 +293,31 @@ impl DataSetWalk<'_> {
             self.check_declared(tag, length)?;
         }
 
-        self.depth += 1;
-        if self.depth > MAX_NESTING_DEPTH {
+        self.open.push(false);
+        let depth = self.open.iter().filter(|is_item| !**is_item).count();
+        if depth > MAX_NESTING_DEPTH {
             return Err(DicomError::NestingTooDeep {
                 tag,
                 max: MAX_NESTING_DEPTH,
             });
         }
         Ok(())
+    }
+
+    /// Closes the innermost item (`item`) or sequence, rejecting a
+    /// delimiter that closes nothing or the wrong kind.
+    fn close(&mut self, item: bool, delimiter: Tag) -> Result<(), DicomError> {
+        if self.open.pop() == Some(item) {
+            return Ok(());
+        }
+
+        Err(DicomError::InvalidDataSet {
+            reason: format!(
+                "delimiter {delimiter} at data set offset {} closes no open {}",
+                self.counter.get().saturating_sub(8),
+                if item { "item" } else { "sequence" }
+            ),
+        })
     }
 
     fn check_declared(&self, tag: Tag, length: u32) -> Result<(), DicomError> {

@@ -28,18 +28,20 @@ pub(crate) struct Iso2022Decoder<'a> {
     position: usize,
     initial: Designations,
     current: Designations,
-    escapes: bool,
+    /// Repertoires that escape sequences may designate. Empty when ESC is
+    /// an ordinary control character.
+    declared: &'a [Repertoire],
     delimiters: Delimiters,
     output: String,
 }
 
 impl<'a> Iso2022Decoder<'a> {
-    /// Prepares to decode `raw`. Without `escapes`, ESC is an ordinary
-    /// control character and the designations never change.
+    /// Prepares to decode `raw`. With no `declared` repertoires, ESC is an
+    /// ordinary control character and the designations never change.
     pub(crate) fn new(
         raw: &'a [u8],
         initial: Designations,
-        escapes: bool,
+        declared: &'a [Repertoire],
         delimiters: Delimiters,
     ) -> Self {
         Iso2022Decoder {
@@ -47,7 +49,7 @@ impl<'a> Iso2022Decoder<'a> {
             position: 0,
             initial,
             current: initial,
-            escapes,
+            declared,
             delimiters,
             output: String::with_capacity(raw.len()),
         }
@@ -73,7 +75,7 @@ impl<'a> Iso2022Decoder<'a> {
         let byte = self.raw[self.position];
 
         match byte {
-            ESC if self.escapes => self.designate(),
+            ESC if !self.declared.is_empty() => self.designate(),
             0x00..=0x20 | 0x7F => {
                 self.push_single(byte);
                 Ok(())
@@ -94,6 +96,15 @@ impl<'a> Iso2022Decoder<'a> {
                 escape_bytes.join(" ")
             )));
         };
+
+        // Only declared sets may be designated. ESC ( B is accepted anyway
+        // because it returns G0 to the default repertoire.
+        if repertoire != Repertoire::Ascii && !self.declared.contains(&repertoire) {
+            return Err(self.invalid(format!(
+                "escape sequence designates {}, which SpecificCharacterSet does not declare",
+                repertoire.name()
+            )));
+        }
 
         match repertoire.element() {
             Element::G0 => self.current.g0 = repertoire,

@@ -166,15 +166,51 @@ fn decode_with(
     match set {
         CharacterSet::SingleByte { g0, g1 } => {
             let initial = terms::Designations { g0: *g0, g1: *g1 };
-            Iso2022Decoder::new(raw, initial, false, delimiters).run(on_invalid)
+            Iso2022Decoder::new(raw, initial, &[], delimiters).run(on_invalid)
         }
-        CharacterSet::Extended { initial, .. } => {
-            Iso2022Decoder::new(raw, *initial, true, delimiters).run(on_invalid)
+        CharacterSet::Extended { initial, declared } => {
+            Iso2022Decoder::new(raw, *initial, declared, delimiters).run(on_invalid)
         }
         CharacterSet::Utf8 => decode_whole(encoding_rs::UTF_8, raw, on_invalid),
         CharacterSet::Gb18030 => decode_whole(GB18030, raw, on_invalid),
-        CharacterSet::Gbk => decode_whole(GBK, raw, on_invalid),
+        CharacterSet::Gbk => decode_gbk(raw, on_invalid),
     }
+}
+
+/// Decodes GBK, the two-byte subset of GB18030. encoding_rs decodes GBK
+/// labels as full GB18030, so four-byte sequences are rejected here first.
+fn decode_gbk(raw: &[u8], on_invalid: OnInvalid) -> Result<String, Invalid> {
+    let four_byte = four_byte_sequence_offset(raw);
+
+    match four_byte {
+        Some(offset) if on_invalid == OnInvalid::Fail => Err(Invalid {
+            offset,
+            reason: "four-byte GB18030 sequence, which GBK does not define".to_owned(),
+        }),
+        _ => decode_whole(GBK, raw, on_invalid),
+    }
+}
+
+/// Finds the first four-byte GB18030 sequence: a lead byte (0x81..=0xFE)
+/// followed by a digit (0x30..=0x39).
+fn four_byte_sequence_offset(raw: &[u8]) -> Option<usize> {
+    let mut offset = 0;
+
+    while offset < raw.len() {
+        if raw[offset] < 0x81 || raw[offset] == 0xFF {
+            offset += 1;
+            continue;
+        }
+        if raw
+            .get(offset + 1)
+            .is_some_and(|byte| byte.is_ascii_digit())
+        {
+            return Some(offset);
+        }
+        offset += 2;
+    }
+
+    None
 }
 
 fn encode_with(set: &CharacterSet, delimiters: Delimiters, text: &str) -> Result<Vec<u8>, char> {

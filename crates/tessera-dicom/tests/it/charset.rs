@@ -258,6 +258,35 @@ fn invalid_byte_reports_its_offset() {
 }
 
 #[test]
+fn undeclared_escape_is_rejected() {
+    // ESC $ ) C designates KS X 1001, but only Japanese sets are declared.
+    let raw = b"a\x1b$)C\xb1\xe6";
+
+    let error = decode_text("\\ISO 2022 IR 87", raw).unwrap_err();
+
+    let DicomError::InvalidText { offset, reason, .. } = &error else {
+        panic!("expected InvalidText, got {error:?}");
+    };
+    assert_eq!(*offset, 1);
+    assert!(reason.contains("KS X 1001"), "{reason}");
+}
+
+#[test]
+fn gbk_rejects_four_byte_sequences() {
+    // 0x81 0x30 0x81 0x30 is U+0080 in GB18030 and undefined in GBK.
+    let raw = [b'a', 0x81, 0x30, 0x81, 0x30];
+
+    let gb18030 = decode_text("GB18030", &raw).unwrap();
+    let error = decode_text("GBK", &raw).unwrap_err();
+
+    assert_eq!(gb18030, "a\u{80}");
+    assert!(
+        matches!(error, DicomError::InvalidText { offset: 1, .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn lossy_decode_replaces_invalid_bytes() {
     let text = decode_value_lossy("", VR::PN, b"Doe^J\xf6rg");
     let unknown_term = decode_value_lossy("ISO_IR 999", VR::PN, b"Doe^J\xf6rg");

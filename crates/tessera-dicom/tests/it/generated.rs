@@ -555,3 +555,19 @@ fn replace_once(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     patched[start..start + to.len()].copy_from_slice(to);
     patched
 }
+
+#[test]
+fn item_delimiter_outside_item_is_rejected() {
+    let mut bytes = part10(ct_dataset(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
+    // An item delimitation item at the root, then an item header. dicom-parser
+    // 0.10's lazy reader panics on this sequence unless it is caught first.
+    bytes.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+
+    let error = read_index_attributes(&bytes).unwrap_err();
+
+    let DicomError::InvalidDataSet { reason } = &error else {
+        panic!("expected InvalidDataSet, got {error:?}");
+    };
+    assert!(reason.contains("(FFFE,E00D)"), "{reason}");
+}
