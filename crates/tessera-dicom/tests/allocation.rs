@@ -201,6 +201,82 @@ fn four_gib_length_in_deflated_data_set_is_rejected() {
     assert!(peak < ONE_MIB, "peak allocation {peak} bytes");
 }
 
+#[test]
+fn four_gib_length_in_big_endian_is_rejected() {
+    let _lock = one_at_a_time();
+    let mut bytes = file_declaring(0, 0, uids::EXPLICIT_VR_BIG_ENDIAN);
+    bytes.truncate(bytes.len() - 12);
+    // (0009,1010) OB with the group, element and length big-endian.
+    bytes.extend_from_slice(&[0x00, 0x09, 0x10, 0x10, b'O', b'B', 0, 0]);
+    bytes.extend_from_slice(&FOUR_GIB.to_be_bytes());
+    bytes.extend_from_slice(&[0; 8]);
+
+    let (result, peak) = peak_allocation(|| read_index_attributes(&bytes));
+
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DicomError::LengthExceedsInput {
+                declared: FOUR_GIB,
+                remaining: 8,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(peak < ONE_MIB, "peak allocation {peak} bytes");
+}
+
+#[test]
+fn four_gib_length_in_nested_item_is_rejected() {
+    let _lock = one_at_a_time();
+    let mut bytes = file_with_sop_uids_only();
+    append_nested_sequences(&mut bytes, 2, false);
+    bytes.extend_from_slice(&oversized_element(FOUR_GIB, 8));
+
+    let (result, peak) = peak_allocation(|| read_index_attributes(&bytes));
+
+    let error = result.unwrap_err();
+    let DicomError::LengthExceedsInput { tag, declared, .. } = error else {
+        panic!("expected LengthExceedsInput, got {error:?}");
+    };
+    assert_eq!(tag, dicom_core::Tag(0x0009, 0x1010));
+    assert_eq!(declared, FOUR_GIB);
+    assert!(peak < ONE_MIB, "peak allocation {peak} bytes");
+}
+
+/// dicom-object reads encapsulated Pixel Data nested in a sequence, such as
+/// an icon image, even though it stops before the root-level Pixel Data.
+#[test]
+fn four_gib_fragment_in_nested_pixel_data_is_rejected() {
+    let _lock = one_at_a_time();
+    let mut bytes = file_with_sop_uids_only();
+    // (0088,0200) Icon Image Sequence and one item, both of undefined length.
+    bytes.extend_from_slice(&[
+        0x88, 0x00, 0x00, 0x02, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
+    bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+    // Encapsulated (7FE0,0010), an empty offset table, then a fragment.
+    bytes.extend_from_slice(&[
+        0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
+    bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+    bytes.extend_from_slice(&FOUR_GIB.to_le_bytes());
+    bytes.extend_from_slice(&[0; 8]);
+
+    let (result, peak) = peak_allocation(|| read_index_attributes(&bytes));
+
+    let error = result.unwrap_err();
+    let DicomError::LengthExceedsInput { tag, declared, .. } = error else {
+        panic!("expected LengthExceedsInput, got {error:?}");
+    };
+    assert_eq!(tag, dicom_core::Tag(0xFFFE, 0xE000));
+    assert_eq!(declared, FOUR_GIB);
+    assert!(peak < ONE_MIB, "peak allocation {peak} bytes");
+}
+
 /// Builds a Deflated Explicit VR Little Endian file whose inflated data set
 /// ends with the oversized element.
 fn deflated_file_declaring(declared: u32, present: usize) -> Vec<u8> {
