@@ -64,6 +64,8 @@ pub struct NodeConfig {
     pub duplicate_policy: DuplicatePolicy,
     /// OTLP gRPC endpoint for traces; empty turns export off.
     pub otlp_endpoint: String,
+    /// DICOMweb (STOW-RS, QIDO-RS, WADO-RS) under `/dicom-web` on the HTTP listener.
+    pub web: crate::web::WebConfig,
     /// The DICOM listener (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, storage
     /// commitment) and its peers.
     pub dimse: crate::dimse::DimseConfig,
@@ -93,6 +95,7 @@ impl Default for NodeConfig {
             snapshot_logs_to_keep: 1000,
             duplicate_policy: DuplicatePolicy::Reject,
             otlp_endpoint: String::new(),
+            web: crate::web::WebConfig::default(),
             dimse: crate::dimse::DimseConfig::default(),
         }
     }

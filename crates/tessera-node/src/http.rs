@@ -15,7 +15,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .with_state(node)
+        .with_state(node.clone())
+        .nest(crate::web::PREFIX, crate::web::router(node))
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> (StatusCode, String) {

@@ -33,6 +33,7 @@ pub mod repair;
 mod server;
 mod spool;
 mod write_path;
+pub mod web;
 
 pub use config::{DuplicatePolicy, NodeConfig};
 pub use error::NodeError;

@@ -1,0 +1,124 @@
+//! Finding stored instances by their UIDs and reading their bytes through
+//! [`Node::read_blob`], which verifies every chunk against the blob's hash.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use tessera_blob::BlobId;
+use tessera_catalog::StoredInstance;
+use tessera_proto::v1::InstanceAttributes;
+use tokio::sync::mpsc;
+
+use super::WebError;
+use crate::node::Node;
+use crate::NodeError;
+
+/// UIDs from a request path; `series` and `instance` narrow the selection.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub study: String,
+    pub series: Option<String>,
+    pub instance: Option<String>,
+}
+
+/// The attributes recorded for a stored instance.
+pub fn attributes(instance: &StoredInstance) -> InstanceAttributes {
+    instance.stored.attributes.clone().unwrap_or_default()
+}
+
+/// Returns the stored instances that `selection` names, in index order.
+/// A UID that is not in the archive, or an instance outside the named study
+/// or series, is [`WebError::NotFound`].
+pub fn select(node: &Node, selection: &Selection) -> Result<Vec<StoredInstance>, WebError> {
+    if let Some(uid) = &selection.instance {
+        return select_one(node, selection, uid).map(|found| vec![found]);
+    }
+
+    let series = selection.series.as_deref();
+    let instances = node.catalog.instances_of(&selection.study, series)?;
+    if !instances.is_empty() {
+        return Ok(instances);
+    }
+    Err(match series {
+        Some(series) => WebError::NotFound {
+            what: "series",
+            uid: series.to_string(),
+        },
+        None => WebError::NotFound {
+            what: "study",
+            uid: selection.study.clone(),
+        },
+    })
+}
+
+fn select_one(node: &Node, selection: &Selection, uid: &str) -> Result<StoredInstance, WebError> {
+    let not_found = || WebError::NotFound {
+        what: "instance",
+        uid: uid.to_string(),
+    };
+    let found = node.catalog.instance(uid)?.ok_or_else(not_found)?;
+
+    let attributes = attributes(&found);
+    let in_study = attributes.study_instance_uid == selection.study;
+    let in_series = selection
+        .series
+        .as_ref()
+        .is_none_or(|series| *series == attributes.series_instance_uid);
+    if in_study && in_series {
+        Ok(found)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// Starts streaming the verified bytes of `instance` and returns the chunk
+/// receiver. A failure after some chunks arrives as the last item.
+pub fn stream(
+    node: &Arc<Node>,
+    instance: &StoredInstance,
+) -> mpsc::Receiver<Result<Bytes, NodeError>> {
+    let (sender, receiver) = mpsc::channel(2);
+    let blob = BlobId::from_slice(&instance.stored.blob_id);
+    let node = node.clone();
+    tokio::spawn(async move {
+        let blob = match blob {
+            Ok(blob) => blob,
+            Err(error) => {
+                let _ = sender.send(Err(NodeError::from(error))).await;
+                return;
+            }
+        };
+        if let Err(error) = node.read_blob(blob, &sender).await {
+            let _ = sender.send(Err(error)).await;
+        }
+    });
+    receiver
+}
+
+/// Reads a whole instance into memory, for the paths that must parse it
+/// (metadata, frames, rendering); one instance at a time, never a study.
+///
+/// TODO: a multi-GiB multi-frame instance is held whole in memory to serve
+/// one frame or its metadata; reading up to Pixel Data and seeking to the
+/// frame's fragments would bound that.
+pub async fn read_all(node: &Arc<Node>, instance: &StoredInstance) -> Result<Vec<u8>, WebError> {
+    let mut bytes = Vec::with_capacity(instance.stored.size as usize);
+    let mut chunks = stream(node, instance);
+    while let Some(chunk) = chunks.recv().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    Ok(bytes)
+}
+
+/// Parses a Part 10 instance, including its Pixel Data.
+pub fn parse(uid: &str, bytes: &[u8]) -> Result<DefaultDicomObject, WebError> {
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Always)
+        .from_reader(bytes)
+        .map_err(|error| WebError::Unreadable {
+            uid: uid.to_string(),
+            reason: error.to_string(),
+        })
+}
