@@ -58,7 +58,7 @@ impl From<CatalogError> for WebError {
 }
 
 impl WebError {
-    /// The HTTP status PS3.18 gives for this failure.
+    /// Returns the HTTP status PS3.18 gives for this failure.
     pub fn status(&self) -> StatusCode {
         match self {
             WebError::Parse(

@@ -9,7 +9,7 @@ use dicom_object::DefaultDicomObject;
 
 const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 
-/// How the frames of a transfer syntax are sent.
+/// Media type family of the frames of a transfer syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameEncoding {
     /// Uncompressed frames as application/octet-stream.
@@ -19,8 +19,8 @@ pub enum FrameEncoding {
 }
 
 impl FrameEncoding {
-    /// The encoding of frames stored in `syntax`; syntaxes not listed as
-    /// compressed are treated as native.
+    /// Returns the encoding of frames stored in `syntax`. Syntaxes not listed
+    /// as compressed are treated as native.
     pub fn of(syntax: &str) -> FrameEncoding {
         let media = match syntax {
             "1.2.840.10008.1.2.4.50"
@@ -54,7 +54,7 @@ impl FrameEncoding {
         }
     }
 
-    /// The Content-Type of one frame part.
+    /// Returns the Content-Type of one frame part.
     pub fn part_type(&self) -> String {
         match self {
             FrameEncoding::Native { .. } => {

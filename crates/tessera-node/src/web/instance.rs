@@ -23,7 +23,7 @@ pub struct Selection {
     pub instance: Option<String>,
 }
 
-/// The attributes recorded for a stored instance.
+/// Returns the attributes recorded for a stored instance.
 pub fn attributes(instance: &StoredInstance) -> InstanceAttributes {
     instance.stored.attributes.clone().unwrap_or_default()
 }
@@ -101,8 +101,8 @@ pub fn stream(
 /// (metadata, frames, rendering); one instance at a time, never a study.
 ///
 /// TODO: a multi-GiB multi-frame instance is held whole in memory to serve
-/// one frame or its metadata; reading up to Pixel Data and seeking to the
-/// frame's fragments would bound that.
+/// one frame or its metadata. Reading up to Pixel Data and then seeking to
+/// the frame's fragments would bound that.
 pub async fn read_all(node: &Arc<Node>, instance: &StoredInstance) -> Result<Vec<u8>, WebError> {
     let mut bytes = Vec::with_capacity(instance.stored.size as usize);
     let mut chunks = stream(node, instance);
@@ -116,6 +116,19 @@ pub async fn read_all(node: &Arc<Node>, instance: &StoredInstance) -> Result<Vec
 pub fn parse(uid: &str, bytes: &[u8]) -> Result<DefaultDicomObject, WebError> {
     OpenFileOptions::new()
         .read_preamble(ReadPreamble::Always)
+        .from_reader(bytes)
+        .map_err(|error| WebError::Unreadable {
+            uid: uid.to_string(),
+            reason: error.to_string(),
+        })
+}
+
+/// Parses a Part 10 instance up to, not including, Pixel Data; for
+/// instances whose Pixel Data cannot be parsed.
+pub fn parse_header(uid: &str, bytes: &[u8]) -> Result<DefaultDicomObject, WebError> {
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Always)
+        .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
         .from_reader(bytes)
         .map_err(|error| WebError::Unreadable {
             uid: uid.to_string(),

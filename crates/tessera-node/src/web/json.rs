@@ -2,10 +2,10 @@
 //! each with its VR and either `Value`, `InlineBinary` or `BulkDataURI`.
 //!
 //! dicom-json 0.10 writes IS and DS values as strings and cannot substitute
-//! bulk data URIs, so the model is written here: PN as objects with
-//! `Alphabetic`/`Ideographic`/`Phonetic`, IS/DS and binary numbers as JSON
-//! numbers, AT as hex strings, empty values as null, and attributes without
-//! a value with no `Value` key at all.
+//! bulk data URIs, so the model is written here. PN values are objects with
+//! `Alphabetic`/`Ideographic`/`Phonetic`, IS/DS and binary numbers are JSON
+//! numbers and AT values are hex strings. An empty value is null, and an
+//! attribute without a value has no `Value` key at all.
 
 use std::collections::BTreeMap;
 
@@ -76,7 +76,7 @@ pub fn record(attributes: &BTreeMap<String, String>) -> Map<String, Value> {
     map
 }
 
-/// An attribute with the given VR and values; no `Value` key when there are none.
+/// Builds an attribute with the given VR and values, without a `Value` key when there are none.
 pub fn with_values(vr: VR, values: Vec<Value>) -> Value {
     let mut attribute = Map::new();
     attribute.insert("vr".into(), Value::String(vr.to_string().into()));
@@ -251,15 +251,15 @@ mod tests {
             PrimitiveValue::U8(vec![0, 1].into()),
         ));
         object.put(element(
-            tags::ICON_IMAGE_SEQUENCE,
+            Tag(0x0009, 0x1002),
             VR::OB,
             PrimitiveValue::U8(vec![7; 2048].into()),
         ));
 
         let map = dataset(&object, Some("http://x/bulkdata"));
         assert_eq!(map["00091001"]["InlineBinary"], "AAE=");
-        assert_eq!(map["00880200"]["BulkDataURI"], "http://x/bulkdata/00880200");
-        assert!(map["00880200"].get("InlineBinary").is_none());
+        assert_eq!(map["00091002"]["BulkDataURI"], "http://x/bulkdata/00091002");
+        assert!(map["00091002"].get("InlineBinary").is_none());
     }
 
     #[test]

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Channel end that a producer task fills with body bytes; an error ends the
-/// response abruptly, which tells the client that the body is incomplete.
+/// Channel end that a producer task fills with body bytes. An error ends the
+/// response abruptly, so the client sees that the body is incomplete.
 pub type BodySender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 /// The delimiters of one multipart body.

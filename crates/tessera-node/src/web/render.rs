@@ -3,7 +3,7 @@
 //! JPEG or PNG with the `image` crate, so a browser can show it.
 //!
 //! Decoding covers native (uncompressed) data, RLE Lossless and the JPEG
-//! processes that dicom-pixeldata's Rust decoder reads; other transfer
+//! processes that dicom-pixeldata's Rust decoder reads. Other transfer
 //! syntaxes (JPEG 2000, JPEG-LS) are rejected with a reason.
 
 use std::io::Cursor;
@@ -94,7 +94,7 @@ fn grayscale(decoded: &DecodedPixelData, options: &RenderOptions) -> Result<Gray
         .ok_or_else(|| "pixel data is shorter than rows × columns".to_string())
 }
 
-/// The requested window, else the instance's first, else the value range.
+/// Builds the requested window, else the instance's first, else one over the value range.
 fn window_transform(
     decoded: &DecodedPixelData,
     options: &RenderOptions,

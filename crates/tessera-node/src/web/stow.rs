@@ -220,7 +220,7 @@ fn response(base: &str, study: Option<&str>, outcomes: &[PartOutcome]) -> Respon
     (status, headers, Value::Object(body).to_string()).into_response()
 }
 
-/// The study of every stored instance, when they all belong to one.
+/// Returns the study of every stored instance, when they all belong to one.
 fn single_study(outcomes: &[PartOutcome]) -> Option<&str> {
     let mut studies = outcomes
         .iter()

@@ -67,8 +67,8 @@ pub async fn instance(
     retrieve(node, selection, &headers).await
 }
 
-/// The transfer syntax a client accepts for instances: None for any (the
-/// `*` parameter, or no parameter), else one UID.
+/// Returns the transfer syntax a client accepts for instances: None for any
+/// (the `*` parameter, or no parameter), else one UID.
 ///
 /// NOTE: PS3.18 makes Explicit VR Little Endian the default when the
 /// parameter is absent; Tessera has no transcoder, so it sends the stored
@@ -281,7 +281,15 @@ async fn instance_json(
 ) -> Result<Value, WebError> {
     let attributes = instance::attributes(stored);
     let bytes = instance::read_all(node, stored).await?;
-    let object = instance::parse(&attributes.sop_instance_uid, &bytes)?;
+    let uid = &attributes.sop_instance_uid;
+    // An instance whose Pixel Data cannot be parsed still has metadata.
+    let object = match instance::parse(uid, &bytes) {
+        Ok(object) => object,
+        Err(error) => {
+            tracing::debug!(instance = %uid, %error, "metadata without pixel data");
+            instance::parse_header(uid, &bytes)?
+        }
+    };
 
     let url = resource_url(
         base,
@@ -513,7 +521,10 @@ async fn rendered(
 ) -> Result<Response, WebError> {
     let options = render_options(&query, &headers, thumbnail)?;
     let uid = path.2.clone();
-    let (_, object) = load(&node, path).await?;
+    let (_, object) = load(&node, path).await.map_err(|error| match error {
+        WebError::Unreadable { uid, reason } => WebError::Unrenderable { uid, reason },
+        other => other,
+    })?;
 
     let image = tokio::task::spawn_blocking(move || {
         render::render(&object, frame - 1, &options).map(|b| (b, options.format))
