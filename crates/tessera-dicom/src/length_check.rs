@@ -79,7 +79,9 @@ pub(crate) struct Scan {
 ///
 /// [`DicomError::LengthExceedsInput`] names the first element or item whose
 /// declared length is too large, and [`DicomError::NestingTooDeep`] reports
-/// sequences nested beyond [`MAX_NESTING_DEPTH`].
+/// sequences nested beyond [`MAX_NESTING_DEPTH`]. [`DicomError::InvalidDataSet`]
+/// reports an item or sequence delimiter that closes nothing, which makes
+/// dicom-parser 0.10's lazy reader panic if it reads on.
 pub fn check_lengths<R: Read>(mut reader: R, size: Option<u64>) -> Result<(), DicomError> {
     let mut preamble = [0; META_OFFSET as usize];
     if reader.read_exact(&mut preamble).is_err() || &preamble[128..] != b"DICM" {
@@ -172,6 +174,7 @@ fn check_data_set<R: Read>(
 
     let counter = Rc::new(Cell::new(0));
     let (data_set, remaining): (Box<dyn Read + '_>, _) = match transfer_syntax.codec() {
+        // The data set codecs of dicom-rs 0.10 are all raw deflate.
         Codec::Dataset(_) => {
             let inflated = flate2::read::DeflateDecoder::new(source);
             (
