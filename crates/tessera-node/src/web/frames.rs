@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn offset_table_groups_fragments() {
-        let frames = fragments_to_frames(&[0, 20], &fragments(), 2).expect("groups");
+        let frames = fragments_to_frames(&[0, 22], &fragments(), 2).expect("groups");
 
         assert_eq!(
             frames,
