@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod corpus;
+mod dicomweb;
 mod duplicates;
 mod failover;
 mod harness;
