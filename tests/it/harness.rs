@@ -38,6 +38,9 @@ pub struct NodeInfo {
     pub node_id: u64,
     pub pid: u32,
     pub grpc_addr: String,
+    /// Address of the node's DICOM listener.
+    pub dimse_addr: String,
+    pub ae_title: String,
 }
 
 impl TestCluster {
@@ -104,6 +107,8 @@ impl TestCluster {
                 node_id: n["node_id"].as_u64().expect("node_id"),
                 pid: n["pid"].as_u64().expect("pid") as u32,
                 grpc_addr: n["grpc_addr"].as_str().expect("grpc_addr").to_string(),
+                dimse_addr: n["dimse_addr"].as_str().unwrap_or_default().to_string(),
+                ae_title: n["ae_title"].as_str().unwrap_or_default().to_string(),
             })
             .collect()
     }
@@ -114,6 +119,13 @@ impl TestCluster {
             .find(|n| n.node_id == node_id)
             .expect("known node")
             .grpc_addr
+    }
+
+    pub fn node(&self, node_id: u64) -> NodeInfo {
+        self.nodes()
+            .into_iter()
+            .find(|n| n.node_id == node_id)
+            .expect("known node")
     }
 
     pub fn kill(&self, node_id: u64) {

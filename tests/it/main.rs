@@ -5,6 +5,10 @@
 mod bad_input;
 mod corpus;
 mod dicomweb;
+mod dimse;
+mod dimse_interop;
+mod dimse_qr;
+mod dimse_tools;
 mod duplicates;
 mod failover;
 mod harness;

@@ -199,9 +199,13 @@ impl Reader<'_> {
         while self.offset < end {
             let start = self.offset;
             let tag = self.tag()?;
-            if tag == ITEM_DELIMITER {
+            if tag == ITEM_DELIMITER && depth > 0 {
                 self.u32()?;
                 return Ok(set);
+            }
+            if tag.group() == 0xFFFE {
+                let tag = tag.to_string();
+                return Err(DimseDecodeError::UnexpectedTag { tag, offset: start });
             }
             let (vr, length) = self.header(tag)?;
             let value = self.value(tag, vr, length, depth, start)?;

@@ -44,6 +44,7 @@
 
 mod attributes;
 pub mod charset;
+pub mod dimse;
 mod error;
 mod length_check;
 pub mod matching;

@@ -6,6 +6,7 @@ mod demo;
 mod find;
 mod generate;
 mod get;
+mod send;
 mod serve;
 mod store;
 mod telemetry;
@@ -30,6 +31,8 @@ enum Command {
     Find(find::FindArgs),
     /// Retrieve a study, series or instance as Part 10 files.
     Get(get::GetArgs),
+    /// Send a study, series or instance to a DICOM peer with C-STORE.
+    Send(send::SendArgs),
     /// Follow the change feed from a log index.
     Watch(watch::WatchArgs),
     /// Form, inspect and change a cluster; run a local one.
@@ -64,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Store(args) => store::run(args).await,
         Command::Find(args) => find::run(args).await,
         Command::Get(args) => get::run(args).await,
+        Command::Send(args) => send::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Cluster(command) => cluster::run(command).await,
         Command::Generate(args) => generate::run(args),

@@ -5,17 +5,21 @@
 //! adds it there only after its event is committed by a Raft majority and
 //! W replicas of its blob are synced. The result goes back as an
 //! N-EVENT-REPORT on the same association, or on a new one to the peer's
-//! configured address when the requester has already released.
+//! configured address when the requester releases, aborts or refuses it.
 
 use dicom_core::{Tag, VR};
 use tessera_dicom::dimse::{DataSet, Encoding};
 
-use super::association::{Association, Command};
+use dicom_ul::pdu::{PresentationContextProposed, RequestorRoles, UserVariableItem};
+
+use super::association::{Association, Command, Incoming};
 use super::command::{self, status};
 use super::find::{unavailable, IDENTIFIER_LIMIT};
+use super::scu::open_association;
 use super::service::Session;
 use super::sop_classes as classes;
 use super::DimseError;
+use crate::node::Node;
 
 const TRANSACTION_UID: Tag = Tag(0x0008, 0x1195);
 const REFERENCED_SOP_SEQUENCE: Tag = Tag(0x0008, 0x1199);
@@ -70,13 +74,102 @@ pub async fn handle(
             return Ok(());
         }
     };
-    send_report(
-        association,
-        command.context_id,
+    let bytes = report.encode(encoding);
+    let delivery = send_report(association, command.context_id, event_type, &bytes).await;
+    if matches!(delivery, Ok(Delivery::Delivered)) {
+        return Ok(());
+    }
+
+    // The requester released, aborted or refused the report: send it on a
+    // new association to the address configured for its AE title.
+    let node = session.node.clone();
+    let calling_ae = session.calling_ae.clone();
+    tokio::spawn(async move {
+        if let Err(error) =
+            deliver_on_new_association(&node, &calling_ae, event_type, &report).await
+        {
+            tracing::warn!(%error, peer = %calling_ae, "storage commitment result not delivered");
+        }
+    });
+    match delivery {
+        Ok(Delivery::PeerReleasing) => Err(DimseError::Released {
+            peer: association.peer.clone(),
+        }),
+        Ok(_) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// How the requester's association took an N-EVENT-REPORT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Delivered,
+    /// The requester answered with a failure status.
+    Refused,
+    /// The requester sent A-RELEASE-RQ instead of a response.
+    PeerReleasing,
+}
+
+async fn deliver_on_new_association(
+    node: &Node,
+    calling_ae: &str,
+    event_type: u16,
+    report: &DataSet,
+) -> Result<(), DimseError> {
+    let config = &node.config.dimse;
+    let peer = config
+        .peer(calling_ae)
+        .filter(|peer| peer.port != 0 && !peer.host.is_empty());
+    let Some(peer) = peer else {
+        return Err(DimseError::NoContext {
+            peer: calling_ae.to_string(),
+            what: "storage commitment results (no host and port configured)".into(),
+        });
+    };
+    let addr = format!("{}:{}", peer.host, peer.port);
+    let proposed = vec![PresentationContextProposed {
+        id: 1,
+        abstract_syntax: classes::STORAGE_COMMITMENT_PUSH.to_string(),
+        transfer_syntaxes: classes::SERVICE_TRANSFER_SYNTAXES
+            .iter()
+            .map(|ts| ts.to_string())
+            .collect(),
+    }];
+    // This node is the association requester but the Storage Commitment SCP.
+    let role = UserVariableItem::ScuScpRoleSelectionSubItem(
+        classes::STORAGE_COMMITMENT_PUSH.to_string(),
+        RequestorRoles {
+            scu: false,
+            scp: true,
+        },
+    );
+    let mut association = open_association(
+        &addr,
+        &config.ae_title,
+        peer.ae_title.trim(),
+        &proposed,
+        vec![role],
+        config.max_pdu_length,
+        config.artim_timeout,
+    )
+    .await?;
+    let Some(context) = association.contexts.first().cloned() else {
+        return Err(DimseError::NoContext {
+            peer: association.peer.clone(),
+            what: "the Storage Commitment Push Model".into(),
+        });
+    };
+    let encoding =
+        Encoding::of_transfer_syntax(&context.transfer_syntax).unwrap_or(Encoding::ImplicitLittle);
+    let delivery = send_report(
+        &mut association,
+        context.id,
         event_type,
         &report.encode(encoding),
     )
-    .await
+    .await?;
+    tracing::info!(peer = %association.peer, ?delivery, "storage commitment result sent on a new association");
+    association.release(config.artim_timeout).await
 }
 
 fn check_request(
@@ -181,7 +274,7 @@ async fn send_report(
     context_id: u8,
     event_type: u16,
     report: &[u8],
-) -> Result<(), DimseError> {
+) -> Result<Delivery, DimseError> {
     // Message IDs of requests this node sends on a requester's association
     // start high, away from the requester's own small numbers.
     let message_id = 0x8000;
@@ -202,18 +295,25 @@ async fn send_report(
     request.put_u16(command::EVENT_TYPE_ID, event_type);
     association.send(context_id, &request, Some(report)).await?;
 
-    let response = association.receive_command().await?;
+    let response = match association.receive().await? {
+        Incoming::Command(response) => response,
+        Incoming::ReleaseRequest => return Ok(Delivery::PeerReleasing),
+    };
     if command::has_data_set(&response.set) {
         association.receive_data(IDENTIFIER_LIMIT).await?;
     }
     let field = command::command_field(&response.set);
-    let code = response.set.u16(command::STATUS);
     if field != Some(command::N_EVENT_REPORT_RSP) {
         return Err(DimseError::Unexpected {
             peer: association.peer.clone(),
             what: format!("command field {field:?} while awaiting an N-EVENT-REPORT-RSP"),
         });
     }
+    let code = response.set.u16(command::STATUS);
     tracing::debug!(status = ?code, "storage commitment result delivered");
-    Ok(())
+    if code == Some(status::SUCCESS) {
+        Ok(Delivery::Delivered)
+    } else {
+        Ok(Delivery::Refused)
+    }
 }

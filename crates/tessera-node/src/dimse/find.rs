@@ -185,7 +185,7 @@ fn query(
 }
 
 pub fn unavailable(error: NodeError) -> Failure {
-    tracing::warn!(%error, "query refused, archive unavailable");
+    tracing::warn!(%error, "request failed, archive unavailable");
     (
         status::OUT_OF_RESOURCES,
         "archive unavailable, retry later".into(),
@@ -367,7 +367,7 @@ mod tests {
     fn bad_level_is_identifier_mismatch() {
         let data = identifier("WORKLIST", "", b"DOE");
 
-        let (code, comment) = decode_identifier(&data, Some(Encoding::ImplicitLittle))
+        let (code, comment) = decode_identifier(&data, Some(Encoding::ExplicitLittle))
             .err()
             .unwrap();
 

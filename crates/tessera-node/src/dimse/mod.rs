@@ -29,6 +29,7 @@ use std::sync::Arc;
 pub use command::status;
 pub use config::{DimseConfig, DimsePeer};
 pub use error::DimseError;
+pub use part10::header_length;
 pub use scu::StoreScu;
 
 use crate::node::Node;

@@ -54,41 +54,17 @@ impl StoreScu {
         max_pdu_length: u32,
         timeout: Duration,
     ) -> Result<StoreScu, DimseError> {
-        let peer = format!("{called_ae}@{addr}");
-        let connect = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
-        let stream = match connect {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(DimseError::Io { peer, source }),
-            Err(_) => {
-                let seconds = timeout.as_secs();
-                return Err(DimseError::Timeout {
-                    peer,
-                    seconds,
-                    waiting_for: "TCP connect",
-                });
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let mut association = Association::new(stream, peer, BytesMut::new());
-
         let proposed = propose(pairs);
-        let request = AssociationRQ {
-            protocol_version: 1,
-            calling_ae_title: calling_ae.to_string(),
-            called_ae_title: called_ae.to_string(),
-            application_context_name: classes::APPLICATION_CONTEXT.to_string(),
-            presentation_contexts: proposed.clone(),
-            user_variables: vec![
-                UserVariableItem::MaxLength(max_pdu_length),
-                UserVariableItem::ImplementationClassUID(classes::IMPLEMENTATION_CLASS_UID.into()),
-                UserVariableItem::ImplementationVersionName(
-                    classes::IMPLEMENTATION_VERSION_NAME.into(),
-                ),
-            ],
-        };
-        association.write_pdu(&Pdu::AssociationRQ(request)).await?;
-        let answer = association.read_pdu(timeout, "A-ASSOCIATE-AC").await?;
-        accept_answer(&mut association, answer, &proposed, max_pdu_length)?;
+        let association = open_association(
+            addr,
+            calling_ae,
+            called_ae,
+            &proposed,
+            Vec::new(),
+            max_pdu_length,
+            timeout,
+        )
+        .await?;
 
         Ok(StoreScu {
             association,
@@ -165,6 +141,56 @@ impl StoreScu {
         self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
         id
     }
+}
+
+/// Opens an association as requester and returns it with the contexts the
+/// peer accepted. `extra` adds user information items such as role selection.
+pub async fn open_association(
+    addr: &str,
+    calling_ae: &str,
+    called_ae: &str,
+    proposed: &[PresentationContextProposed],
+    extra: Vec<UserVariableItem>,
+    max_pdu_length: u32,
+    timeout: Duration,
+) -> Result<Association, DimseError> {
+    let peer = format!("{called_ae}@{addr}");
+    let connect = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
+    let stream = match connect {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => return Err(DimseError::Io { peer, source }),
+        Err(_) => {
+            let seconds = timeout.as_secs();
+            let waiting_for = "TCP connect";
+            return Err(DimseError::Timeout {
+                peer,
+                seconds,
+                waiting_for,
+            });
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let mut association = Association::new(stream, peer, BytesMut::new());
+
+    let mut user_variables = vec![
+        UserVariableItem::MaxLength(max_pdu_length),
+        UserVariableItem::ImplementationClassUID(classes::IMPLEMENTATION_CLASS_UID.into()),
+        UserVariableItem::ImplementationVersionName(classes::IMPLEMENTATION_VERSION_NAME.into()),
+    ];
+    user_variables.extend(extra);
+    let request = AssociationRQ {
+        protocol_version: 1,
+        calling_ae_title: calling_ae.to_string(),
+        called_ae_title: called_ae.to_string(),
+        application_context_name: classes::APPLICATION_CONTEXT.to_string(),
+        presentation_contexts: proposed.to_vec(),
+        user_variables,
+    };
+    association.write_pdu(&Pdu::AssociationRQ(request)).await?;
+    let answer = association.read_pdu(timeout, "A-ASSOCIATE-AC").await?;
+    accept_answer(&mut association, answer, proposed, max_pdu_length)?;
+    association.idle_timeout = timeout;
+    Ok(association)
 }
 
 fn propose(pairs: &[(String, String)]) -> Vec<PresentationContextProposed> {

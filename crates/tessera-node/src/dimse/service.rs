@@ -16,7 +16,7 @@ use super::negotiation::{negotiate, reject_busy};
 use super::{commitment, find, retrieve, store, DimseError};
 use crate::node::Node;
 
-/// What a handler knows about the association it serves.
+/// The node, the caller and its rights, shared by the handlers of one association.
 pub struct Session {
     pub node: Arc<Node>,
     pub calling_ae: String,
@@ -121,8 +121,13 @@ async fn serve_association(session: &Session, mut association: Association) {
                 return;
             }
         };
-        if let Err(error) = dispatch(session, &mut association, command).await {
-            return end_with_error(association, error).await;
+        match dispatch(session, &mut association, command).await {
+            Ok(()) => {}
+            Err(DimseError::Released { .. }) => {
+                let _ = association.confirm_release().await;
+                return;
+            }
+            Err(error) => return end_with_error(association, error).await,
         }
     }
 }
@@ -164,7 +169,7 @@ async fn dispatch(
         Some(command::C_MOVE_RQ) => retrieve::handle_move(session, association, command).await,
         Some(command::C_GET_RQ) => retrieve::handle_get(session, association, command).await,
         Some(command::N_ACTION_RQ) => commitment::handle(session, association, command).await,
-        // A C-CANCEL for an operation that already finished needs no answer.
+        // A C-CANCEL for an operation that already finished needs no response.
         Some(command::C_CANCEL_RQ) => Ok(()),
         other => unrecognized(association, &command, other).await,
     }

@@ -35,6 +35,9 @@ pub fn dataset(object: &InMemDicomObject, bulk_data_url: Option<&str>) -> Map<St
         let bulk_uri = bulk_data_url.map(|base| format!("{base}/{}", tag_key(tag)));
         let vr = element.header().vr();
         let json = match element.value() {
+            DicomValue::Primitive(value) if vr == VR::UN => {
+                unknown(tag, value).unwrap_or_else(|| primitive(vr, value, bulk_uri.as_deref()))
+            }
             DicomValue::Primitive(value) => primitive(vr, value, bulk_uri.as_deref()),
             DicomValue::Sequence(sequence) => {
                 let items: Vec<Value> = sequence
@@ -105,6 +108,53 @@ fn primitive(vr: VR, value: &PrimitiveValue, bulk_uri: Option<&str>) -> Value {
         }
         _ => with_values(vr, string_values(vr, &value.to_multi_str())),
     }
+}
+
+/// Decodes a UN value (an explicit VR file that did not know the VR) with
+/// the VR the standard dictionary gives its tag, as clients expect PS3.18's
+/// typed JSON for standard attributes. None keeps it as UN binary.
+fn unknown(tag: Tag, value: &PrimitiveValue) -> Option<Value> {
+    let vr = StandardDataDictionary.by_tag(tag)?.vr().exact()?;
+    let bytes = value.to_bytes();
+    let numbers = |size: usize, read: &dyn Fn(&[u8]) -> Value| -> Vec<Value> {
+        bytes.chunks_exact(size).map(read).collect()
+    };
+    let values = match vr {
+        VR::AE
+        | VR::AS
+        | VR::CS
+        | VR::DA
+        | VR::DS
+        | VR::DT
+        | VR::IS
+        | VR::LO
+        | VR::LT
+        | VR::PN
+        | VR::SH
+        | VR::ST
+        | VR::TM
+        | VR::UC
+        | VR::UI
+        | VR::UR
+        | VR::UT => {
+            let text = String::from_utf8_lossy(&bytes);
+            let parts: Vec<String> = text.split('\\').map(str::to_string).collect();
+            string_values(vr, &parts)
+        }
+        VR::US => numbers(2, &|b| json!(u16::from_le_bytes([b[0], b[1]]))),
+        VR::SS => numbers(2, &|b| json!(i16::from_le_bytes([b[0], b[1]]))),
+        VR::UL => numbers(4, &|b| json!(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        VR::SL => numbers(4, &|b| json!(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        VR::AT => numbers(4, &|b| {
+            let tag = Tag(
+                u16::from_le_bytes([b[0], b[1]]),
+                u16::from_le_bytes([b[2], b[3]]),
+            );
+            Value::String(tag_key(tag))
+        }),
+        _ => return None,
+    };
+    Some(with_values(vr, values))
 }
 
 fn binary(vr: VR, value: &PrimitiveValue, bulk_uri: Option<&str>) -> Value {
@@ -293,6 +343,22 @@ mod tests {
             map["00082218"]["Value"][0]["00080100"]["Value"],
             json!(["T-A0100"])
         );
+    }
+
+    #[test]
+    fn unknown_vr_of_standard_tag_uses_dictionary_vr() {
+        let mut object = InMemDicomObject::new_empty();
+        let uid = PrimitiveValue::U8(b"1.2.3\0".to_vec().into());
+        object.put(element(tags::SOP_INSTANCE_UID, VR::UN, uid));
+        object.put(element(
+            tags::ROWS,
+            VR::UN,
+            PrimitiveValue::U8(vec![0, 2].into()),
+        ));
+
+        let map = dataset(&object, None);
+        assert_eq!(map["00080018"], json!({ "vr": "UI", "Value": ["1.2.3"] }));
+        assert_eq!(map["00280010"], json!({ "vr": "US", "Value": [512] }));
     }
 
     #[test]
