@@ -400,6 +400,7 @@ async fn dicomweb_serves_stores_queries_and_viewer_requests() {
         "multipart/related; type=\"image/jpeg\"",
     );
     assert_eq!(reply.status, 404, "{}", reply.text());
+    assert!(reply.text().contains("has 30 frames"), "{}", reply.text());
     let reply = get(
         &format!("{node_a}{multiframe}/frames/1"),
         "multipart/related; type=\"application/octet-stream\"",

@@ -26,6 +26,13 @@ pub enum WebError {
     #[error("{what} {uid} is not in the archive")]
     NotFound { what: &'static str, uid: String },
 
+    #[error("frame {frame} does not exist: instance {uid} has {count} frames, numbered from 1")]
+    FrameOutOfRange {
+        frame: u32,
+        uid: String,
+        count: usize,
+    },
+
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidPath {
         what: &'static str,
@@ -71,7 +78,7 @@ impl WebError {
             WebError::NotAcceptable { .. } | WebError::Unrenderable { .. } => {
                 StatusCode::NOT_ACCEPTABLE
             }
-            WebError::NotFound { .. } => StatusCode::NOT_FOUND,
+            WebError::NotFound { .. } | WebError::FrameOutOfRange { .. } => StatusCode::NOT_FOUND,
             WebError::Unreadable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Node(NodeError::NotFound { .. }) => StatusCode::NOT_FOUND,
             WebError::Node(error) if error.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,

@@ -401,9 +401,10 @@ pub async fn frames(
     for number in numbers {
         let data = all
             .get(number as usize - 1)
-            .ok_or_else(|| WebError::NotFound {
-                what: "frame",
-                uid: format!("{number} of instance {uid}, which has {} frames", all.len()),
+            .ok_or_else(|| WebError::FrameOutOfRange {
+                frame: number,
+                uid: uid.clone(),
+                count: all.len(),
             })?;
         parts.push((encoding.part_type(), data.clone()));
     }
