@@ -162,7 +162,7 @@ def check_metadata(client, stored):
 
 def check_frames(client, with_pixels):
     ok = 0
-    refused = []
+    rejected = []
     for path, study, series, instance, metadata in with_pixels:
         try:
             frames = client.retrieve_instance_frames(
@@ -170,17 +170,17 @@ def check_frames(client, with_pixels):
                 media_types=(("application/octet-stream", "*"),),
             )
         except requests.HTTPError as error:
-            refused.append([path, error.response.status_code, error.response.text.strip()])
+            rejected.append([path, error.response.status_code, error.response.text.strip()])
             continue
         if len(frames) != 1 or len(frames[0]) == 0:
             fail(f"{path}: frame 1 came back empty")
         ok += 1
-    return ok, refused
+    return ok, rejected
 
 
 def check_rendered(client, with_pixels):
     ok = 0
-    refused = []
+    rejected = []
     for path, study, series, instance, metadata in with_pixels:
         try:
             image = client.retrieve_instance_rendered(
@@ -189,12 +189,12 @@ def check_rendered(client, with_pixels):
         except requests.HTTPError as error:
             if error.response.status_code not in (406, 415):
                 fail(f"{path}: rendering failed with {error.response.status_code}")
-            refused.append([path, error.response.status_code, error.response.text.strip()])
+            rejected.append([path, error.response.status_code, error.response.text.strip()])
             continue
         if not image.startswith(PNG_SIGNATURE):
             fail(f"{path}: rendered image is not a PNG")
         ok += 1
-    return ok, refused
+    return ok, rejected
 
 
 def main():
@@ -208,8 +208,8 @@ def main():
     studies, instances = check_search(reader, stored)
     identical = check_retrieve(reader, read_url, stored)
     checked, vrs, with_pixels = check_metadata(reader, stored)
-    frames_ok, frames_refused = check_frames(reader, with_pixels)
-    rendered_ok, rendered_refused = check_rendered(reader, with_pixels)
+    frames_ok, frames_rejected = check_frames(reader, with_pixels)
+    rendered_ok, rendered_rejected = check_rendered(reader, with_pixels)
 
     print(json.dumps({
         "stored": len(stored),
@@ -221,9 +221,9 @@ def main():
         "vrs_seen": vrs,
         "with_pixel_data": len(with_pixels),
         "frames_ok": frames_ok,
-        "frames_refused": frames_refused,
+        "frames_rejected": frames_rejected,
         "rendered_ok": rendered_ok,
-        "rendered_refused": rendered_refused,
+        "rendered_rejected": rendered_rejected,
     }))
 
 

@@ -414,7 +414,7 @@ async fn dicomweb_serves_stores_queries_and_viewer_requests() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(parts_of(&reply).await[0].0, "image/dicom-rle");
 
-    println!("phase: rendering native, RLE and JPEG; JPEG 2000 is refused");
+    println!("phase: rendering native, RLE and JPEG; JPEG 2000 is rejected");
     for url in [&urls[1], &urls[2], &urls[4]] {
         let reply = get(&format!("{node_b}{}/rendered", path_of(url)), "image/png");
         assert_eq!(reply.status, 200, "{url}: {}", reply.text());
@@ -685,7 +685,7 @@ async fn dicomweb_client_round_trips_pydicom_corpus() {
         rendered_ok * 2 >= with_pixels,
         "rendered {rendered_ok} of {with_pixels}"
     );
-    for entry in summary["rendered_refused"].as_array().expect("refused") {
+    for entry in summary["rendered_rejected"].as_array().expect("rejected list") {
         assert!(!entry[2].as_str().unwrap_or("").is_empty(), "{entry}");
     }
 }

@@ -27,7 +27,10 @@ pub fn tag_key(tag: Tag) -> String {
 }
 
 /// Encodes a data set. With `bulk_data_url`, large top-level binary values
-/// become `{bulk_data_url}/{GGGGEEEE}` references; nested ones stay inline.
+/// become `{bulk_data_url}/{GGGGEEEE}` references.
+///
+/// TODO: binary values inside sequences stay inline whatever their size,
+/// because the bulk data endpoint addresses top-level attributes only.
 pub fn dataset(object: &InMemDicomObject, bulk_data_url: Option<&str>) -> Map<String, Value> {
     let mut map = Map::new();
     for element in object {

@@ -282,6 +282,10 @@ impl Search {
 
     /// Encodes one result with the attributes `includefield` selects: the
     /// level's own attributes, the match keys, and the requested parent ones.
+    ///
+    /// TODO: only attributes the catalog indexes can be returned, so an
+    /// `includefield` naming another one (PatientAge, BodyPartExamined, ...)
+    /// is accepted but absent from the results.
     fn to_json(&self, base: &str, record: &Record) -> serde_json::Map<String, Value> {
         let own = self.level_keys();
         let keys = self.keys();
