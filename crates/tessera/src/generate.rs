@@ -1,5 +1,9 @@
 //! `tessera generate`: deterministic multi-series studies for demos, tests
 //! and benchmarks. The same seed and sizes always give the same bytes.
+//! CT-only studies are the default, and `--mix` writes a modality mix sized
+//! in megabytes (see [`mix`]).
+
+mod mix;
 
 use std::path::PathBuf;
 
@@ -11,6 +15,16 @@ use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
+
+/// The `tessera generate` command line: the CT-only study flags, and the
+/// mix flags that replace them when `--mix` is given.
+#[derive(Args, Clone)]
+pub struct GenerateCommand {
+    #[command(flatten)]
+    pub studies: GenerateArgs,
+    #[command(flatten)]
+    pub mix: mix::MixArgs,
+}
 
 #[derive(Args, Clone)]
 pub struct GenerateArgs {
@@ -42,8 +56,13 @@ const NAMES: [&str; 6] = [
     "ØSTERGÅRD^SØREN",
 ];
 
-pub fn run(args: GenerateArgs) -> anyhow::Result<std::process::ExitCode> {
-    let files = generate(&args)?;
+pub fn run(command: GenerateCommand) -> anyhow::Result<std::process::ExitCode> {
+    let args = &command.studies;
+    let files = if command.mix.mix {
+        mix::generate(&args.out, args.seed, &command.mix)?
+    } else {
+        generate(args)?
+    };
     println!(
         "wrote {} instances under {}",
         files.len(),

@@ -39,7 +39,7 @@ enum Command {
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     /// Write generated multi-series studies (deterministic from a seed).
-    Generate(generate::GenerateArgs),
+    Generate(generate::GenerateCommand),
     /// Start a local three-node cluster, store a corpus, kill the leader, and
     /// check that every instance still comes back byte-identical.
     Demo(demo::DemoArgs),

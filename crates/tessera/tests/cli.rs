@@ -104,6 +104,51 @@ fn generate_is_deterministic_for_a_seed() {
     assert_eq!(first, read(b.path()));
 }
 
+#[test]
+fn generate_mix_is_deterministic_and_mixed() {
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    for dir in [a.path(), b.path()] {
+        let status = tessera()
+            .args(["generate", "--mix", "--thumbnails", "--max-studies", "40"])
+            .args(["--seed", "3", "--out"])
+            .arg(dir)
+            .status()
+            .expect("tessera runs");
+        assert!(status.success());
+    }
+    let mut first = walk(a.path());
+    first.sort();
+    assert_eq!(first.len(), walk(b.path()).len());
+    for left in &first {
+        let right = b
+            .path()
+            .join(left.strip_prefix(a.path()).expect("under root"));
+        let bytes = std::fs::read(left).expect("read");
+        assert_eq!(
+            bytes,
+            std::fs::read(&right).expect("read"),
+            "{}",
+            right.display()
+        );
+    }
+
+    let mut modalities = std::collections::BTreeSet::new();
+    let mut implicit = 0;
+    for path in &first {
+        let object = dicom_object::open_file(path).expect("generated file parses");
+        let modality = object.element_by_name("Modality").expect("Modality");
+        modalities.insert(modality.to_str().expect("text").trim().to_string());
+        if object.meta().transfer_syntax() == "1.2.840.10008.1.2" {
+            implicit += 1;
+        }
+    }
+    assert!(modalities.len() >= 4, "40 studies gave only {modalities:?}");
+    assert!(implicit > 0, "no Implicit VR file among {}", first.len());
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir") {
