@@ -21,7 +21,8 @@ class Corpus:
 def generate(binary, out, seed, total_mb=None, max_studies=None, thumbnails=False):
     """Generate a mix corpus into `out` unless a finished one is there."""
     out = Path(out)
-    done = out / ".complete"
+    # The marker sits beside the corpus because clients send every file in it.
+    done = out.parent / f"{out.name}.complete"
     if not done.exists():
         command = [str(binary), "generate", "--mix", "--seed", str(seed), "--out", str(out)]
         command += ["--total-mb", str(total_mb if total_mb is not None else 1_000_000)]

@@ -5,6 +5,7 @@ the last acknowledgement. Each query driver returns one latency in seconds.
 The same driver and the same files serve every peer.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -243,6 +244,31 @@ def qido(session, endpoints, keys):
     if response.status_code != 200:
         raise DriverError(f"QIDO-RS returned {response.status_code}: {response.text[:300]}")
     return seconds, len(response.json())
+
+
+def tessera_find(binary, endpoints, keys):
+    """Run one study-level `tessera find` over gRPC; return (seconds, number
+    of matches). The seconds include starting the process."""
+    if not endpoints.grpc:
+        raise DriverError(f"{endpoints.name} has no gRPC service")
+    command = [str(binary), "find", "--level", "study", "--json", "--limit", "100000",
+               "--addr", endpoints.grpc[0]]
+    for keyword, value in keys.items():
+        command += ["-k", f"{keyword}={value}"]
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise DriverError(f"tessera find failed: {result.stderr.strip()[-300:]}")
+    return seconds, int(json.loads(result.stdout)["total"])
+
+
+def process_start_seconds(binary):
+    """Time `tessera --version`: the share of a `tessera find` latency that
+    is process start rather than query."""
+    started = time.monotonic()
+    subprocess.run([str(binary), "--version"], check=True, capture_output=True)
+    return time.monotonic() - started
 
 
 # -------------------------------------------------------------- retrieve

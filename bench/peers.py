@@ -30,7 +30,7 @@ class PeerError(RuntimeError):
 
 @dataclass
 class Endpoints:
-    """Where clients reach one archive; None marks a protocol it lacks."""
+    """Addresses of one archive's services; None marks a protocol that it lacks."""
 
     name: str
     dimse: tuple | None = None  # (host, port, called AE title)
@@ -63,6 +63,16 @@ def tcp_open(host, port):
             return True
     except OSError:
         return False
+
+
+def require_free_ports(name, ports):
+    """Raise PeerError if another process already listens on one of `ports`."""
+    taken = [port for port in ports if tcp_open("127.0.0.1", port)]
+    if taken:
+        raise PeerError(
+            f"{name}: ports {taken} on 127.0.0.1 are in use by another process; "
+            "stop it or choose other ports (--tessera-ports)"
+        )
 
 
 def stop_process(process, timeout=20):
@@ -132,6 +142,7 @@ class Orthanc:
         }
 
     def start(self):
+        require_free_ports(self.name, [self.dicom_port, self.http_port])
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
@@ -189,7 +200,12 @@ class TesseraCluster:
         self.process = None
         self.name = f"Tessera {nodes}n R={replication}"
 
+    def ports(self):
+        offsets = (0, 40, 80)
+        return [self.base_port + offset + node for offset in offsets for node in range(1, self.nodes + 1)]
+
     def start(self):
+        require_free_ports(self.name, self.ports())
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
@@ -203,7 +219,19 @@ class TesseraCluster:
         ]
         self.process = subprocess.Popen(command, stdout=log, stderr=log)
         wait_until(self.ready, 120, f"{self.name} cluster")
+        self.check_nodes_alive()
         return self.endpoints()
+
+    def check_nodes_alive(self):
+        """Raise PeerError unless every node process still runs: a node that
+        could not bind its ports exits, while clients would reach whatever
+        else listens there."""
+        for node_id, pid in self.node_pids().items():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                log = self.workdir / f"node-{node_id}" / "node.log"
+                raise PeerError(f"{self.name}: node {node_id} exited after start; see {log}")
 
     def ready(self):
         if self.process.poll() is not None:

@@ -23,16 +23,28 @@ def machine_facts(workdir):
         "cpus": os.cpu_count(),
         "cpu model": cpu,
         "memory": f"{memory_kib / 1024 / 1024:.1f} GiB",
-        "disk": run_text(["df", "-h", "--output=source,fstype,size,avail", str(workdir)]),
+        "disk": " ".join(
+            run_text(["df", "-h", "--output=source,fstype,size,avail", str(workdir)])
+            .splitlines()[-1].split()
+        ) + " (device, file system, size, available)",
         "kernel": platform.release(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
+def source_state(repo):
+    """Describe the commit the binary was built from, and whether the work
+    tree had changes that the build may have included."""
+    commit = run_text(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+    changed = run_text(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"])
+    count = len(changed.splitlines())
+    return f"commit {commit}" + (f", {count} modified files in the work tree" if count else "")
+
+
 def versions(binary, repo):
     return {
         "tessera": run_text([str(binary), "--version"])
-        + f" (debug build, commit {run_text(['git', '-C', str(repo), 'rev-parse', '--short', 'HEAD'])})",
+        + f" (debug build; {source_state(repo)})",
         "Orthanc": run_text(["/usr/sbin/Orthanc", "--version"]).splitlines()[0],
         "Orthanc DICOMweb plugin": run_text(
             ["dpkg-query", "-W", "-f=${Version}", "orthanc-dicomweb"]),

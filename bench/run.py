@@ -14,7 +14,7 @@ Everything listens on 127.0.0.1 ports 9000-9499. See bench/README.md.
 
 import argparse
 import json
-import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,6 +40,9 @@ def parse_args():
                         help="size of the ingest corpus in MB (default: %(default)s)")
     parser.add_argument("--query-studies", default="300,1000,3000",
                         help="archive sizes, in studies, at which queries are timed")
+    parser.add_argument("--tessera-ports", default="9000,9300",
+                        help="base ports of the 1-node and the 3-node cluster; node i of a "
+                             "cluster uses base+i, base+40+i and base+80+i")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every measure; medians are over rounds")
     parser.add_argument("--only", default="",
@@ -59,10 +62,11 @@ def parse_args():
 
 def make_peers(args):
     work = args.workdir / "peers"
+    single, triple = (int(port) for port in args.tessera_ports.split(","))
     return [
-        TesseraCluster(args.binary, work / "tessera-1", nodes=1, replication=1, base_port=9000),
-        Orthanc(work / "orthanc", dicom_port=9242, http_port=9243, move_port=9300),
-        TesseraCluster(args.binary, work / "tessera-3", nodes=3, replication=3, base_port=9100),
+        TesseraCluster(args.binary, work / "tessera-1", nodes=1, replication=1, base_port=single),
+        Orthanc(work / "orthanc", dicom_port=9242, http_port=9243, move_port=9299),
+        TesseraCluster(args.binary, work / "tessera-3", nodes=3, replication=3, base_port=triple),
     ]
 
 
@@ -74,10 +78,19 @@ def check_binary(binary):
         )
 
 
+def pin_binary(args):
+    """Copy the binary into the work folder and run the copy, so that a
+    rebuild in the shared target folder cannot swap it in the middle of a run."""
+    pinned = args.workdir / "tessera"
+    shutil.copy2(args.binary, pinned)
+    args.binary = pinned
+
+
 def main():
     args = parse_args()
     check_binary(args.binary)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    pin_binary(args)
     command = " ".join(["python3", "bench/run.py", *sys.argv[1:]])
     results = Results(command=command, rounds=args.rounds)
     results.machine = report.machine_facts(args.workdir)
