@@ -376,6 +376,15 @@ async fn dicomweb_serves_stores_queries_and_viewer_requests() {
     assert_eq!(reply.header("content-type"), "image/jpeg");
     assert_eq!(&reply.body[..3], &[0xFF, 0xD8, 0xFF]);
     let reply = get(
+        &format!("{node_c}/studies/{ct_study}/series/{series_uid}/thumbnail"),
+        "image/png",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(&reply.body[..8], b"\x89PNG\r\n\x1a\n");
+    let reply = get(&format!("{node_c}/studies/{ct_study}/thumbnail"), "*/*");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), "image/jpeg");
+    let reply = get(
         &format!("{node_c}{ct_path}/rendered?window=40,400,LINEAR"),
         "image/png",
     );
@@ -685,7 +694,10 @@ async fn dicomweb_client_round_trips_pydicom_corpus() {
         rendered_ok * 2 >= with_pixels,
         "rendered {rendered_ok} of {with_pixels}"
     );
-    for entry in summary["rendered_rejected"].as_array().expect("rejected list") {
+    for entry in summary["rendered_rejected"]
+        .as_array()
+        .expect("rejected list")
+    {
         assert!(!entry[2].as_str().unwrap_or("").is_empty(), "{entry}");
     }
 }

@@ -74,6 +74,11 @@ pub fn router(node: Arc<Node>) -> Router {
             "/studies/{study}/series/{series}/instances/{instance}/rendered",
             get(wado::rendered_instance),
         )
+        .route("/studies/{study}/thumbnail", get(wado::thumbnail_study))
+        .route(
+            "/studies/{study}/series/{series}/thumbnail",
+            get(wado::thumbnail_series),
+        )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
             get(wado::thumbnail_instance),

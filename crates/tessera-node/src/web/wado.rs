@@ -473,6 +473,61 @@ pub async fn thumbnail_instance(
     rendered(node, path, 1, query, headers, true).await
 }
 
+pub async fn thumbnail_study(
+    State(node): State<Arc<Node>>,
+    Path(study): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let selection = Selection {
+        study,
+        ..Selection::default()
+    };
+    let path = representative(&node, &selection).await?;
+    rendered(node, path, 1, query, headers, true).await
+}
+
+pub async fn thumbnail_series(
+    State(node): State<Arc<Node>>,
+    Path((study, series)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let selection = Selection {
+        study,
+        series: Some(series),
+        instance: None,
+    };
+    let path = representative(&node, &selection).await?;
+    rendered(node, path, 1, query, headers, true).await
+}
+
+/// Picks the instance whose first frame stands for a study or series: the
+/// first one in index order that has pixel data (Rows recorded).
+async fn representative(
+    node: &Arc<Node>,
+    selection: &Selection,
+) -> Result<(String, String, String), WebError> {
+    node.read_barrier().await?;
+    let instances = instance::select(node, selection)?;
+    let image = instances
+        .iter()
+        .map(instance::attributes)
+        .find(|attributes| attributes.rows > 0)
+        .ok_or_else(|| WebError::Unrenderable {
+            uid: selection
+                .series
+                .clone()
+                .unwrap_or_else(|| selection.study.clone()),
+            reason: "no instance has pixel data".into(),
+        })?;
+    Ok((
+        image.study_instance_uid,
+        image.series_instance_uid,
+        image.sop_instance_uid,
+    ))
+}
+
 pub async fn rendered_frame(
     State(node): State<Arc<Node>>,
     Path((study, series, instance, list)): Path<(String, String, String, String)>,
