@@ -34,7 +34,7 @@ def parse_args():
     parser.add_argument("--key", action="append", default=[])
     parser.add_argument("--cancel-after", type=int, default=0)
     parser.add_argument("--encoding", default="explicit")
-    return parser.parse_args()
+    return parser.parse_intermixed_args()
 
 
 def identifier(args):

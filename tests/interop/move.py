@@ -29,7 +29,7 @@ def parse_args():
     parser.add_argument("--key", action="append", default=[])
     parser.add_argument("--destination")
     parser.add_argument("--get", action="append", default=[])
-    return parser.parse_args()
+    return parser.parse_intermixed_args()
 
 
 def failed_uids(identifier):

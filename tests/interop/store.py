@@ -5,14 +5,17 @@ Usage: store.py HOST PORT CALLED_AE [--calling AE] [--associations N]
                 [--repeat FILE] FILE...
 
 With --associations N the files are spread over N associations that run
-at the same time; every association also stores each --repeat file, so
-the same instance arrives concurrently on several associations.
+at the same time, each in its own process. Every association also stores
+each --repeat file, so the same instance arrives on several associations
+at once. Processes rather than threads: with pynetdicom 3.0.4, 32
+associations in threads of one process lost about one C-STORE response in
+80 here, while 32 storescu processes lost none.
 """
 
 import argparse
 import json
 import sys
-import threading
+import multiprocessing
 
 from pydicom import dcmread
 from pynetdicom import AE
@@ -28,10 +31,10 @@ def parse_args():
     parser.add_argument("--associations", type=int, default=1)
     parser.add_argument("--repeat", action="append", default=[])
     parser.add_argument("files", nargs="*")
-    return parser.parse_args()
+    return parser.parse_intermixed_args()
 
 
-def store_all(args, paths, results, lock):
+def store_all(args, paths):
     datasets = [(path, dcmread(path)) for path in paths]
     ae = AE(ae_title=args.calling)
     contexts = {
@@ -41,34 +44,28 @@ def store_all(args, paths, results, lock):
         ae.add_requested_context(sop_class, syntax)
     assoc = ae.associate(args.host, args.port, ae_title=args.called)
     if not assoc.is_established:
-        with lock:
-            results.extend({"file": p, "status": None, "error": "association failed"} for p in paths)
-        return
+        return [{"file": p, "status": None, "error": "association failed"} for p in paths]
+    results = []
     for path, ds in datasets:
         status = assoc.send_c_store(ds)
         entry = {"file": path, "status": status.Status if status else None}
         if status and "ErrorComment" in status:
             entry["comment"] = str(status.ErrorComment)
-        with lock:
-            results.append(entry)
+        results.append(entry)
     assoc.release()
+    return results
 
 
 def main():
     args = parse_args()
     groups = [args.files[i :: args.associations] + args.repeat for i in range(args.associations)]
-    results = []
-    lock = threading.Lock()
-    threads = [
-        threading.Thread(target=store_all, args=(args, group, results, lock))
-        for group in groups
-        if group
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    json.dump(results, sys.stdout)
+    groups = [group for group in groups if group]
+    if len(groups) == 1:
+        json.dump(store_all(args, groups[0]), sys.stdout)
+        return
+    with multiprocessing.Pool(len(groups)) as pool:
+        batches = pool.starmap(store_all, [(args, group) for group in groups])
+    json.dump([entry for batch in batches for entry in batch], sys.stdout)
 
 
 if __name__ == "__main__":
