@@ -168,7 +168,11 @@ async fn deliver_on_new_association(
         &report.encode(encoding),
     )
     .await?;
-    tracing::info!(peer = %association.peer, ?delivery, "storage commitment result sent on a new association");
+    tracing::info!(
+        peer = %association.peer,
+        ?delivery,
+        "storage commitment result sent on a new association"
+    );
     association.release(config.artim_timeout).await
 }
 
@@ -251,7 +255,12 @@ async fn commitment_result(
     }
 
     let transaction = request.text(TRANSACTION_UID).unwrap_or_default();
-    tracing::info!(transaction = %transaction, committed = committed.len(), failed = failed.len(), "storage commitment checked");
+    tracing::info!(
+        transaction = %transaction,
+        committed = committed.len(),
+        failed = failed.len(),
+        "storage commitment checked"
+    );
     let event_type = if failed.is_empty() {
         ALL_COMMITTED
     } else {

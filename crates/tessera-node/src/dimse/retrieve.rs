@@ -122,8 +122,10 @@ pub async fn handle_get(
             &attributes.transfer_syntax_uid,
         );
         let Some(context_id) = context else {
-            // The requester did not accept this SOP class in the stored
-            // transfer syntax, so the instance cannot be sent as stored.
+            // TODO: instances are sent only in their stored transfer syntax;
+            // a requester that accepted the SOP class in another one (say
+            // implicit VR for an explicit VR instance) gets a failed
+            // sub-operation where a native re-encoding would succeed.
             progress.record(instance, status::NO_SUCH_SOP_CLASS);
             continue;
         };

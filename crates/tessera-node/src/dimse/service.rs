@@ -78,7 +78,11 @@ async fn handle_connection(
     let negotiated = match negotiate(&request, config) {
         Ok(negotiated) => negotiated,
         Err(rejection) => {
-            tracing::info!(calling_ae = %request.calling_ae_title, reason = %rejection.source, "association rejected");
+            tracing::info!(
+                calling_ae = %request.calling_ae_title,
+                reason = %rejection.source,
+                "association rejected"
+            );
             let _ = association.write_pdu(&Pdu::AssociationRJ(rejection)).await;
             return;
         }

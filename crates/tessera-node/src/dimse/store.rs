@@ -106,7 +106,11 @@ fn status_of(session: &Session, result: &IngestResult, sop_instance: &str) -> (u
     match IngestStatus::try_from(result.status).unwrap_or(IngestStatus::Unavailable) {
         IngestStatus::Stored | IngestStatus::AlreadyStored => (status::SUCCESS, String::new()),
         IngestStatus::Unavailable => {
-            tracing::warn!(reason = %result.reason, instance = %sop_instance, "C-STORE failed, archive unavailable");
+            tracing::warn!(
+                reason = %result.reason,
+                instance = %sop_instance,
+                "C-STORE failed, archive unavailable"
+            );
             (
                 status::OUT_OF_RESOURCES,
                 "archive unavailable, retry later".into(),
