@@ -11,9 +11,11 @@ mod error;
 mod frames;
 mod instance;
 mod json;
+mod metadata;
 mod multipart_body;
 mod qido;
 mod render;
+mod rendered;
 mod stow;
 mod wado;
 
@@ -48,11 +50,11 @@ pub fn router(node: Arc<Node>) -> Router {
             "/studies/{study}/series/{series}/instances",
             get(qido::series_instances),
         )
-        .route("/studies/{study}/metadata", get(wado::study_metadata))
+        .route("/studies/{study}/metadata", get(metadata::study_metadata))
         .route("/studies/{study}/series/{series}", get(wado::series))
         .route(
             "/studies/{study}/series/{series}/metadata",
-            get(wado::series_metadata),
+            get(metadata::series_metadata),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}",
@@ -60,7 +62,7 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/metadata",
-            get(wado::instance_metadata),
+            get(metadata::instance_metadata),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/bulkdata/{tag}",
@@ -72,24 +74,24 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/rendered",
-            get(wado::rendered_instance),
+            get(rendered::rendered_instance),
         )
-        .route("/studies/{study}/thumbnail", get(wado::thumbnail_study))
+        .route("/studies/{study}/thumbnail", get(rendered::thumbnail_study))
         .route(
             "/studies/{study}/series/{series}/thumbnail",
-            get(wado::thumbnail_series),
+            get(rendered::thumbnail_series),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
-            get(wado::thumbnail_instance),
+            get(rendered::thumbnail_instance),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
-            get(wado::rendered_frame),
+            get(rendered::rendered_frame),
         )
         .route(
             "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail",
-            get(wado::thumbnail_frame),
+            get(rendered::thumbnail_frame),
         )
         // STOW-RS bodies are streamed part by part and spooled, never buffered whole.
         .layer(DefaultBodyLimit::disable())

@@ -17,7 +17,7 @@ use tessera_catalog::Level;
 use tessera_web_parse::{IncludeFields, QidoQuery};
 
 use super::json;
-use super::wado::negotiate_json;
+use super::metadata::negotiate_json;
 use super::{base_url, resource_url, WebError};
 use crate::node::Node;
 

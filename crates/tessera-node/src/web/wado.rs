@@ -1,33 +1,24 @@
-//! WADO-RS (PS3.18 section 10.4): instances as `multipart/related;
-//! type="application/dicom"`, metadata as `application/dicom+json`, bulk
-//! data, frames, and rendered images and thumbnails.
+//! WADO-RS (PS3.18 section 10.4): studies, series and instances as
+//! `multipart/related; type="application/dicom"`, bulk data and frames.
+//! Metadata and rendered resources have their own modules.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use dicom_core::Tag;
 use dicom_object::DefaultDicomObject;
-use serde_json::Value;
 use tessera_catalog::StoredInstance;
 use tessera_web_parse::{parse_accept, AcceptEntry};
 
 use super::frames::{self, FrameEncoding};
 use super::instance::{self, Selection};
-use super::json::{self, text_attribute};
+use super::json;
 use super::multipart_body::{BodySender, Multipart};
-use super::render::{self, Format, RenderOptions};
-use super::{base_url, resource_url, WebError};
+use super::WebError;
 use crate::node::Node;
-
-/// Size of a thumbnail's longer side when the client gives no viewport.
-const THUMBNAIL_SIZE: u32 = 128;
-
-/// Default JPEG quality of rendered images.
-const DEFAULT_QUALITY: u8 = 90;
 
 pub async fn study(
     State(node): State<Arc<Node>>,
@@ -94,7 +85,7 @@ fn negotiate_instances(headers: &HeaderMap) -> Result<Option<String>, WebError> 
     })
 }
 
-fn accept_entries(headers: &HeaderMap) -> Result<Vec<AcceptEntry>, WebError> {
+pub(super) fn accept_entries(headers: &HeaderMap) -> Result<Vec<AcceptEntry>, WebError> {
     let accept = headers
         .get(header::ACCEPT)
         .map(|value| value.to_str().unwrap_or(""))
@@ -179,136 +170,8 @@ async fn send_instances(
     let _ = sender.send(Ok(multipart.close())).await;
 }
 
-pub async fn study_metadata(
-    State(node): State<Arc<Node>>,
-    Path(study): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let selection = Selection {
-        study,
-        ..Selection::default()
-    };
-    metadata(node, selection, headers).await
-}
-
-pub async fn series_metadata(
-    State(node): State<Arc<Node>>,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let selection = Selection {
-        study,
-        series: Some(series),
-        instance: None,
-    };
-    metadata(node, selection, headers).await
-}
-
-pub async fn instance_metadata(
-    State(node): State<Arc<Node>>,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let selection = Selection {
-        study,
-        series: Some(series),
-        instance: Some(instance),
-    };
-    metadata(node, selection, headers).await
-}
-
-/// Checks that the client accepts DICOM JSON (or plain JSON).
-pub fn negotiate_json(headers: &HeaderMap) -> Result<(), WebError> {
-    let entries = accept_entries(headers)?;
-    let acceptable = entries.iter().any(|entry| {
-        let media = &entry.media_type;
-        entry.quality > 0.0
-            && (media.covers("application", "dicom+json") || media.covers("application", "json"))
-    });
-    if acceptable {
-        Ok(())
-    } else {
-        Err(WebError::NotAcceptable {
-            reason: "metadata and query results are sent as application/dicom+json".into(),
-        })
-    }
-}
-
-/// Streams a JSON array with one data set per instance, parsing one
-/// instance at a time.
-async fn metadata(
-    node: Arc<Node>,
-    selection: Selection,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    negotiate_json(&headers)?;
-    node.read_barrier().await?;
-    let instances = instance::select(&node, &selection)?;
-    let base = base_url(&node, &headers);
-
-    let (sender, receiver) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(async move {
-        let mut separator = "[";
-        for stored in instances {
-            let item = match instance_json(&node, &base, &stored).await {
-                Ok(item) => item,
-                Err(error) => {
-                    tracing::warn!(%error, "wado-rs metadata failed mid-stream");
-                    let _ = sender
-                        .send(Err(std::io::Error::other(error.to_string())))
-                        .await;
-                    return;
-                }
-            };
-            let text = format!("{separator}{item}");
-            separator = ",";
-            if sender.send(Ok(Bytes::from(text))).await.is_err() {
-                return;
-            }
-        }
-        let end = if separator == "[" { "[]" } else { "]" };
-        let _ = sender.send(Ok(Bytes::from_static(end.as_bytes()))).await;
-    });
-
-    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
-    Ok(([(header::CONTENT_TYPE, "application/dicom+json")], body).into_response())
-}
-
-async fn instance_json(
-    node: &Arc<Node>,
-    base: &str,
-    stored: &StoredInstance,
-) -> Result<Value, WebError> {
-    let attributes = instance::attributes(stored);
-    let bytes = instance::read_all(node, stored).await?;
-    let uid = &attributes.sop_instance_uid;
-    // An instance whose Pixel Data cannot be parsed still has metadata.
-    let object = match instance::parse(uid, &bytes) {
-        Ok(object) => object,
-        Err(error) => {
-            tracing::debug!(instance = %uid, %error, "metadata without pixel data");
-            instance::parse_header(uid, &bytes)?
-        }
-    };
-
-    let url = resource_url(
-        base,
-        &attributes.study_instance_uid,
-        Some(&attributes.series_instance_uid),
-        Some(&attributes.sop_instance_uid),
-    );
-    let mut map = json::dataset(&object, Some(&format!("{url}/bulkdata")));
-    text_attribute(
-        &mut map,
-        "TransferSyntaxUID",
-        &attributes.transfer_syntax_uid,
-    );
-    text_attribute(&mut map, "RetrieveURL", &url);
-    Ok(Value::Object(map))
-}
-
 /// Loads and parses one instance named by a request path.
-async fn load(
+pub(super) async fn load(
     node: &Arc<Node>,
     (study, series, instance): (String, String, String),
 ) -> Result<(StoredInstance, DefaultDicomObject), WebError> {
@@ -412,7 +275,7 @@ pub async fn frames(
 }
 
 /// Parses `1,3,5`: frame numbers from 1.
-fn parse_frame_list(text: &str) -> Result<Vec<u32>, WebError> {
+pub(super) fn parse_frame_list(text: &str) -> Result<Vec<u32>, WebError> {
     let invalid = || WebError::InvalidPath {
         what: "frame list",
         value: text.to_string(),
@@ -452,198 +315,5 @@ fn negotiate_frames(headers: &HeaderMap, encoding: &FrameEncoding) -> Result<(),
              Tessera does not transcode frames",
             encoding.media_type()
         ),
-    })
-}
-
-pub async fn rendered_instance(
-    State(node): State<Arc<Node>>,
-    Path(path): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    rendered(node, path, 1, query, headers, false).await
-}
-
-pub async fn thumbnail_instance(
-    State(node): State<Arc<Node>>,
-    Path(path): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    rendered(node, path, 1, query, headers, true).await
-}
-
-pub async fn thumbnail_study(
-    State(node): State<Arc<Node>>,
-    Path(study): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let selection = Selection {
-        study,
-        ..Selection::default()
-    };
-    let path = representative(&node, &selection).await?;
-    rendered(node, path, 1, query, headers, true).await
-}
-
-pub async fn thumbnail_series(
-    State(node): State<Arc<Node>>,
-    Path((study, series)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let selection = Selection {
-        study,
-        series: Some(series),
-        instance: None,
-    };
-    let path = representative(&node, &selection).await?;
-    rendered(node, path, 1, query, headers, true).await
-}
-
-/// Picks the instance whose first frame stands for a study or series: the
-/// first one in index order that has pixel data (Rows recorded).
-async fn representative(
-    node: &Arc<Node>,
-    selection: &Selection,
-) -> Result<(String, String, String), WebError> {
-    node.read_barrier().await?;
-    let instances = instance::select(node, selection)?;
-    let image = instances
-        .iter()
-        .map(instance::attributes)
-        .find(|attributes| attributes.rows > 0)
-        .ok_or_else(|| WebError::Unrenderable {
-            uid: selection
-                .series
-                .clone()
-                .unwrap_or_else(|| selection.study.clone()),
-            reason: "no instance has pixel data".into(),
-        })?;
-    Ok((
-        image.study_instance_uid,
-        image.series_instance_uid,
-        image.sop_instance_uid,
-    ))
-}
-
-pub async fn rendered_frame(
-    State(node): State<Arc<Node>>,
-    Path((study, series, instance, list)): Path<(String, String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let frame = single_frame(&list)?;
-    rendered(
-        node,
-        (study, series, instance),
-        frame,
-        query,
-        headers,
-        false,
-    )
-    .await
-}
-
-pub async fn thumbnail_frame(
-    State(node): State<Arc<Node>>,
-    Path((study, series, instance, list)): Path<(String, String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let frame = single_frame(&list)?;
-    rendered(node, (study, series, instance), frame, query, headers, true).await
-}
-
-fn single_frame(list: &str) -> Result<u32, WebError> {
-    match parse_frame_list(list)?.as_slice() {
-        [frame] => Ok(*frame),
-        _ => Err(WebError::InvalidPath {
-            what: "frame list",
-            value: list.to_string(),
-            reason: "a rendered frame takes exactly one frame number".into(),
-        }),
-    }
-}
-
-async fn rendered(
-    node: Arc<Node>,
-    path: (String, String, String),
-    frame: u32,
-    query: HashMap<String, String>,
-    headers: HeaderMap,
-    thumbnail: bool,
-) -> Result<Response, WebError> {
-    let options = render_options(&query, &headers, thumbnail)?;
-    let uid = path.2.clone();
-    let (_, object) = load(&node, path).await.map_err(|error| match error {
-        WebError::Unreadable { uid, reason } => WebError::Unrenderable { uid, reason },
-        other => other,
-    })?;
-
-    let image = tokio::task::spawn_blocking(move || {
-        render::render(&object, frame - 1, &options).map(|b| (b, options.format))
-    })
-    .await
-    .map_err(|error| WebError::Unrenderable {
-        uid: uid.clone(),
-        reason: error.to_string(),
-    })?;
-    let (bytes, format) = image.map_err(|reason| WebError::Unrenderable { uid, reason })?;
-    Ok(([(header::CONTENT_TYPE, format.media_type())], bytes).into_response())
-}
-
-fn render_options(
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-    thumbnail: bool,
-) -> Result<RenderOptions, WebError> {
-    let invalid = |what: &'static str, value: &str, reason: String| WebError::InvalidPath {
-        what,
-        value: value.to_string(),
-        reason,
-    };
-    let window = match query.get("window") {
-        Some(text) => Some(render::parse_window(text).map_err(|r| invalid("window", text, r))?),
-        None => None,
-    };
-    let mut viewport = match query.get("viewport") {
-        Some(text) => Some(render::parse_viewport(text).map_err(|r| invalid("viewport", text, r))?),
-        None => None,
-    };
-    if thumbnail && viewport.is_none() {
-        viewport = Some((THUMBNAIL_SIZE, THUMBNAIL_SIZE));
-    }
-    let quality = match query.get("quality") {
-        Some(text) => text
-            .parse::<u8>()
-            .ok()
-            .filter(|q| (1..=100).contains(q))
-            .ok_or_else(|| invalid("quality", text, "expected an integer from 1 to 100".into()))?,
-        None => DEFAULT_QUALITY,
-    };
-
-    Ok(RenderOptions {
-        format: negotiate_image(headers)?,
-        window,
-        viewport,
-        quality,
-    })
-}
-
-/// JPEG unless the client prefers PNG; anything else is not offered.
-fn negotiate_image(headers: &HeaderMap) -> Result<Format, WebError> {
-    let entries = accept_entries(headers)?;
-    for entry in entries.iter().filter(|e| e.quality > 0.0) {
-        if entry.media_type.covers("image", "jpeg") {
-            return Ok(Format::Jpeg);
-        }
-        if entry.media_type.covers("image", "png") {
-            return Ok(Format::Png);
-        }
-    }
-    Err(WebError::NotAcceptable {
-        reason: "rendered images are sent as image/jpeg or image/png".into(),
     })
 }
