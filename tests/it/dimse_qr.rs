@@ -450,6 +450,33 @@ async fn dimse_query_retrieve_across_nodes() {
     assert_eq!(got["completed"], 3, "{got}");
     assert_eq!(got["received"].as_array().map(Vec::len), Some(3), "{got}");
 
+    let implicit_only = "1.2.840.10008.5.1.4.1.1.2:1.2.840.10008.1.2";
+    let converted = interop(
+        "move.py",
+        &[
+            &host3,
+            &port3,
+            &node3.ae_title,
+            "--level",
+            "SERIES",
+            "--key",
+            &series_key,
+            "--key",
+            &series_key_get,
+            "--get",
+            implicit_only,
+        ],
+    );
+    assert_eq!(
+        converted["status"], 0,
+        "explicit VR instances sent as implicit VR: {converted}"
+    );
+    assert_eq!(
+        converted["received"].as_array().map(Vec::len),
+        Some(3),
+        "{converted}"
+    );
+
     eprintln!("phase: tessera send pushes a study to storescp");
     let before = receiver.files().len();
     let send = cluster.run(&[

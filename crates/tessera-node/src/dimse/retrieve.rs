@@ -12,7 +12,7 @@ use tessera_dicom::dimse::{DataSet, Encoding};
 use super::association::{Association, Command};
 use super::command::{self, status, SubOperations};
 use super::find::{self, decode_identifier, unavailable, Failure, Identifier, IDENTIFIER_LIMIT};
-use super::scu::{self, classify, find_context, Originator, Outcome, StoreScu};
+use super::scu::{self, choose_context, classify, Originator, Outcome, StoreScu};
 use super::service::Session;
 use super::DimseError;
 use crate::NodeError;
@@ -116,16 +116,16 @@ pub async fn handle_get(
             return progress.cancel(association).await;
         }
         let attributes = instance.stored.attributes.clone().unwrap_or_default();
-        let context = find_context(
+        let chosen = choose_context(
             &association.contexts,
             &attributes.sop_class_uid,
             &attributes.transfer_syntax_uid,
         );
-        let Some(context_id) = context else {
-            // TODO: instances are sent only in their stored transfer syntax;
-            // a requester that accepted the SOP class in another one (say
-            // implicit VR for an explicit VR instance) gets a failed
-            // sub-operation where a native re-encoding would succeed.
+        let Some((context_id, target_syntax)) = chosen else {
+            // TODO: only implicit and explicit VR little endian are converted
+            // into each other; an instance stored big endian or compressed
+            // fails its sub-operation unless the requester accepted that
+            // transfer syntax.
             progress.record(instance, status::NO_SUCH_SOP_CLASS);
             continue;
         };
@@ -134,7 +134,7 @@ pub async fn handle_get(
         scu::send_stored(
             &session.node,
             association,
-            context_id,
+            (context_id, &target_syntax),
             message_id,
             instance,
             None,

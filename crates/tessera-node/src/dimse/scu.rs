@@ -13,7 +13,7 @@ use dicom_ul::pdu::{
 };
 use tessera_blob::BlobId;
 use tessera_catalog::StoredInstance;
-use tessera_dicom::dimse::DataSet;
+use tessera_dicom::dimse::{DataSet, Encoding};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -105,16 +105,19 @@ impl StoreScu {
         originator: Option<&Originator>,
     ) -> Result<u16, DimseError> {
         let attributes = instance.stored.attributes.clone().unwrap_or_default();
-        let Some(context_id) =
-            self.context_for(&attributes.sop_class_uid, &attributes.transfer_syntax_uid)
-        else {
+        let chosen = choose_context(
+            &self.association.contexts,
+            &attributes.sop_class_uid,
+            &attributes.transfer_syntax_uid,
+        );
+        let Some((context_id, target_syntax)) = chosen else {
             return Ok(status::NO_SUCH_SOP_CLASS);
         };
         let message_id = self.message_id();
         send_stored(
             node,
             &mut self.association,
-            context_id,
+            (context_id, &target_syntax),
             message_id,
             instance,
             originator,
@@ -208,16 +211,37 @@ fn propose(pairs: &[(String, String)]) -> Vec<PresentationContextProposed> {
             "more presentation contexts than one association carries"
         );
     }
-    unique
+    // A class stored in a little endian native syntax also gets a context
+    // offering both, in case the peer accepts only the other one.
+    let mut syntaxes: Vec<(String, Vec<String>)> = unique
+        .iter()
+        .map(|(class, ts)| (class.clone(), vec![ts.clone()]))
+        .collect();
+    for (class, ts) in &unique {
+        let fallback = (class.clone(), native_little_endian());
+        if Encoding::of_transfer_syntax(ts).is_some() && !syntaxes.contains(&fallback) {
+            syntaxes.push(fallback);
+        }
+    }
+    syntaxes
         .into_iter()
         .take(MAX_CONTEXTS)
         .enumerate()
-        .map(|(index, (class, ts))| PresentationContextProposed {
-            id: (index * 2 + 1) as u8,
-            abstract_syntax: class.clone(),
-            transfer_syntaxes: vec![ts.clone()],
-        })
+        .map(
+            |(index, (class, transfer_syntaxes))| PresentationContextProposed {
+                id: (index * 2 + 1) as u8,
+                abstract_syntax: class,
+                transfer_syntaxes,
+            },
+        )
         .collect()
+}
+
+fn native_little_endian() -> Vec<String> {
+    vec![
+        classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string(),
+        classes::IMPLICIT_VR_LITTLE_ENDIAN.to_string(),
+    ]
 }
 
 fn accept_answer(
@@ -301,7 +325,7 @@ fn store_request(
 pub async fn send_stored(
     node: &Arc<Node>,
     association: &mut Association,
-    context_id: u8,
+    (context_id, target_syntax): (u8, &str),
     message_id: u16,
     instance: &StoredInstance,
     originator: Option<&Originator>,
@@ -339,8 +363,18 @@ pub async fn send_stored(
         &attributes.sop_instance_uid,
         originator,
     );
-    association.send(context_id, &request, None).await?;
     let mut pending = header.split_off(data_start);
+    if target_syntax != attributes.transfer_syntax_uid {
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk.map_err(|error| read_failure(association, &error.to_string()))?;
+            pending.extend_from_slice(&chunk);
+        }
+        let _ = reader.await;
+        let data = reencode(&pending, &attributes.transfer_syntax_uid, target_syntax)
+            .map_err(|reason| read_failure(association, &reason))?;
+        return association.send(context_id, &request, Some(&data)).await;
+    }
+    association.send(context_id, &request, None).await?;
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk.map_err(|error| read_failure(association, &error.to_string()))?;
         association.send_data(context_id, &pending, false).await?;
@@ -349,6 +383,41 @@ pub async fn send_stored(
     association.send_data(context_id, &pending, true).await?;
     let _ = reader.await;
     Ok(())
+}
+
+/// Re-encodes a native data set between implicit and explicit VR little
+/// endian. Values keep their bytes, so only the element headers change;
+/// implicit VRs come from the standard dictionary (UN for private tags).
+fn reencode(data: &[u8], from: &str, to: &str) -> Result<Vec<u8>, String> {
+    let (Some(from), Some(to)) = (
+        Encoding::of_transfer_syntax(from),
+        Encoding::of_transfer_syntax(to),
+    ) else {
+        return Err(format!("cannot re-encode from {from} to {to}"));
+    };
+    let set = DataSet::parse(data, from).map_err(|error| error.to_string())?;
+    Ok(set.encode(to))
+}
+
+/// Returns the accepted context to send an instance on, with its transfer
+/// syntax: the stored one when accepted, else the other little endian
+/// native syntax, which `send_stored` re-encodes to.
+pub fn choose_context(
+    contexts: &[AcceptedContext],
+    sop_class: &str,
+    stored_syntax: &str,
+) -> Option<(u8, String)> {
+    if let Some(id) = find_context(contexts, sop_class, stored_syntax) {
+        return Some((id, stored_syntax.to_string()));
+    }
+    Encoding::of_transfer_syntax(stored_syntax)?;
+    contexts
+        .iter()
+        .find(|c| {
+            c.abstract_syntax == sop_class
+                && Encoding::of_transfer_syntax(&c.transfer_syntax).is_some()
+        })
+        .map(|c| (c.id, c.transfer_syntax.clone()))
 }
 
 fn read_failure(association: &Association, reason: &str) -> DimseError {
@@ -402,4 +471,69 @@ pub enum Outcome {
     Completed,
     Warning,
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::Tag;
+
+    fn context(id: u8, class: &str, ts: &str) -> AcceptedContext {
+        AcceptedContext {
+            id,
+            abstract_syntax: class.into(),
+            transfer_syntax: ts.into(),
+        }
+    }
+
+    #[test]
+    fn stored_syntax_is_preferred() {
+        let contexts = [
+            context(1, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN),
+            context(3, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN),
+        ];
+
+        let chosen = choose_context(&contexts, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN);
+
+        assert_eq!(
+            chosen,
+            Some((3, classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string()))
+        );
+    }
+
+    #[test]
+    fn compressed_instance_needs_its_own_syntax() {
+        let contexts = [context(1, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN)];
+
+        assert_eq!(
+            choose_context(&contexts, "1.2.3", "1.2.840.10008.1.2.4.50"),
+            None
+        );
+        assert_eq!(
+            choose_context(&contexts, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN),
+            Some((1, classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string()))
+        );
+    }
+
+    #[test]
+    fn reencoding_keeps_values() {
+        let mut set = DataSet::default();
+        set.put_text(Tag(0x0010, 0x0010), VR::PN, "Doe^Jane");
+        set.put_bytes(Tag(0x7FE0, 0x0010), VR::OW, vec![1, 2, 3, 4]);
+        let implicit = set.encode(Encoding::ImplicitLittle);
+
+        let explicit = reencode(
+            &implicit,
+            classes::IMPLICIT_VR_LITTLE_ENDIAN,
+            classes::EXPLICIT_VR_LITTLE_ENDIAN,
+        )
+        .unwrap();
+
+        let decoded = DataSet::parse(&explicit, Encoding::ExplicitLittle).unwrap();
+        assert_eq!(decoded.elements[&Tag(0x0010, 0x0010)].vr, VR::PN);
+        assert_eq!(
+            decoded.bytes(Tag(0x7FE0, 0x0010)),
+            Some(&[1u8, 2, 3, 4][..])
+        );
+    }
 }
