@@ -128,7 +128,7 @@ class Orthanc:
             "DicomAlwaysAllowMove": True,
             "DicomModalities": {"bench": ["BENCHSCP", "127.0.0.1", self.move_port]},
             # Every attribute the queries match or return is a main DICOM
-            # tag, which the index holds, so reading files adds only cost.
+            # tag, which Orthanc's index stores, so reading files adds only cost.
             "StorageAccessOnFind": "Never",
             "SaveJobs": False,
             "OverwriteInstances": False,

@@ -7,7 +7,7 @@ three rounds each, and records medians and ratios:
 
     python3 bench/run.py                  # default corpus, about 300 MB
     python3 bench/run.py --total-mb 2000  # a bigger corpus
-    python3 bench/run.py --smoke          # tiny corpus, one round, < 1 minute
+    python3 bench/run.py --smoke          # tiny corpus, one round, about 1 minute
 
 Everything listens on 127.0.0.1 ports 9000-9499. See bench/README.md.
 """
@@ -38,7 +38,7 @@ def parse_args():
                         help="folder for corpora and archive data (default: %(default)s)")
     parser.add_argument("--total-mb", type=int, default=300,
                         help="size of the ingest corpus in MB (default: %(default)s)")
-    parser.add_argument("--query-studies", default="300,1000,3000",
+    parser.add_argument("--query-studies", default="300,1000,2000",
                         help="archive sizes, in studies, at which queries are timed")
     parser.add_argument("--tessera-ports", default="9000,9300",
                         help="base ports of the 1-node and the 3-node cluster; node i of a "
@@ -48,7 +48,7 @@ def parse_args():
     parser.add_argument("--only", default="",
                         help="comma-separated phases to run: baselines, ingest, query, retrieve, failover")
     parser.add_argument("--smoke", action="store_true",
-                        help="tiny corpus and one round, to check the harness in under a minute")
+                        help="tiny corpus and one round, to check the harness in about a minute")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md",
                         help="results page to write (default: %(default)s)")
     args = parser.parse_args()
