@@ -15,6 +15,16 @@ async fn same_uid_same_bytes_once_different_bytes_rejected() {
     assert_eq!(again[0].status(), IngestStatus::AlreadyStored);
     let index_after_first = first[0].log_index;
 
+    println!("phase: same data set in another file meta group and preamble");
+    let repackaged = repackage(&original);
+    assert_ne!(sha256(&repackaged), sha256(&original));
+    let resent = ingest(&addr, &[(label.clone(), repackaged)]).await;
+    assert_eq!(
+        resent[0].status(),
+        IngestStatus::AlreadyStored,
+        "{resent:?}"
+    );
+
     println!("phase: same SOP Instance UID, one pixel changed");
     let mut changed = original.clone();
     let last = changed.len() - 1;
@@ -72,4 +82,25 @@ async fn concurrent_duplicate_stores_have_one_winner() {
     assert_eq!(already, 8, "{results:?}");
     let page = query(&addrs[0], QueryLevel::Instance, &[]).await;
     assert_eq!(page.total, 1);
+}
+
+/// The same instance as another writer would package it: a different
+/// preamble and Implementation Class UID, the data set unchanged.
+fn repackage(file: &[u8]) -> Vec<u8> {
+    let mut bytes = file.to_vec();
+    bytes[..128].fill(0x20);
+    let tag = [0x02, 0x00, 0x12, 0x00, b'U', b'I'];
+    let at = bytes
+        .windows(tag.len())
+        .position(|window| window == tag)
+        .expect("Implementation Class UID in the meta group");
+    let length = u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]) as usize;
+    let first_digit = at + 8;
+    bytes[first_digit] = if bytes[first_digit] == b'1' {
+        b'2'
+    } else {
+        b'1'
+    };
+    assert!(length > 0);
+    bytes
 }

@@ -44,6 +44,7 @@
 
 mod attributes;
 pub mod charset;
+mod content;
 pub mod dimse;
 mod error;
 mod length_check;
@@ -55,6 +56,7 @@ pub use attributes::{
     read_index_attributes, read_index_attributes_from, read_index_attributes_with_size,
     IndexAttributes,
 };
+pub use content::{content_digest, ContentDigest};
 pub use error::DicomError;
 pub use length_check::{check_lengths, MAX_NESTING_DEPTH};
 pub use uid::is_valid_uid;

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use futures::StreamExt;
-use tessera_blob::{placement, Manifest};
+use tessera_blob::{placement, BlobId, Manifest};
 use tessera_catalog::{NodeId, Outcome};
 use tessera_proto::internal::v1::{put_blob_request, PutBlobRequest};
 use tessera_proto::v1::{event, Actor, Event, IngestResult, IngestStatus, InstanceStored};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::convert::{attributes_to_proto, manifest_to_proto};
@@ -75,14 +76,17 @@ impl Node {
             blob = %manifest.blob_id,
         );
         async move {
-            if let Some(status) = self.check_duplicate(&attributes.sop_instance_uid, &manifest)? {
+            let duplicate = self
+                .check_duplicate(&attributes.sop_instance_uid, &manifest, &spool)
+                .await?;
+            if let Some(status) = duplicate {
                 return Ok(status);
             }
             let replicas = self
                 .write_replicas(&manifest, &spool)
                 .await
                 .map_err(StoreFailure::Unavailable)?;
-            self.commit_instance(result, attributes, &manifest, replicas)
+            self.commit_instance(result, attributes, &manifest, replicas, &spool)
                 .await
         }
         .instrument(span)
@@ -91,10 +95,11 @@ impl Node {
 
     /// Resolves a repeated SOP Instance UID from the local index without a new
     /// event. A race between two first stores is settled by the state machine.
-    fn check_duplicate(
-        &self,
+    async fn check_duplicate(
+        self: &Arc<Self>,
         sop_uid: &str,
         manifest: &Manifest,
+        spool: &Arc<Spool>,
     ) -> Result<Option<IngestStatus>, StoreFailure> {
         let existing = self
             .catalog
@@ -106,18 +111,92 @@ impl Node {
         if existing.stored.blob_id == manifest.blob_id.as_bytes() {
             return Ok(Some(IngestStatus::AlreadyStored));
         }
+        self.resolve_conflict(sop_uid, &existing.stored.blob_id, spool)
+            .await
+            .map(Some)
+    }
+
+    /// Different bytes under a stored SOP Instance UID. When only the file
+    /// meta group differs (a C-STORE SCP writes its own around the data set it
+    /// receives), the instance is the one already stored; otherwise the
+    /// duplicate policy rejects it.
+    async fn resolve_conflict(
+        self: &Arc<Self>,
+        sop_uid: &str,
+        existing_blob: &[u8],
+        spool: &Arc<Spool>,
+    ) -> Result<IngestStatus, StoreFailure> {
+        let same = self
+            .same_content(existing_blob, spool)
+            .await
+            .map_err(StoreFailure::Unavailable)?;
+        if same {
+            tracing::info!(instance = %sop_uid, "same data set as the stored instance, packaged differently");
+            return Ok(IngestStatus::AlreadyStored);
+        }
         Err(StoreFailure::Rejected(conflict_reason(
             sop_uid,
-            &existing.stored.blob_id,
+            existing_blob,
         )))
     }
 
+    /// Compares the transfer syntax and data set of the stored blob with the
+    /// received instance, ignoring the file meta group.
+    async fn same_content(
+        self: &Arc<Self>,
+        existing_blob: &[u8],
+        spool: &Arc<Spool>,
+    ) -> Result<bool, NodeError> {
+        let received = spool.clone();
+        let received = tokio::task::spawn_blocking(move || {
+            let mut digest = tessera_dicom::ContentDigest::new();
+            let mut reader = received.reader();
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let read = std::io::Read::read(&mut reader, &mut buffer)
+                    .map_err(tessera_dicom::DicomError::Io)?;
+                if read == 0 {
+                    break;
+                }
+                digest.update(&buffer[..read])?;
+            }
+            digest.finish()
+        });
+
+        let blob = BlobId::from_slice(existing_blob)?;
+        let (sender, mut receiver) = mpsc::channel(4);
+        let node = self.clone();
+        let reading = tokio::spawn(async move { node.read_blob(blob, &sender).await });
+        let mut stored = Ok(tessera_dicom::ContentDigest::new());
+        while let Some(chunk) = receiver.recv().await {
+            let chunk = chunk?;
+            if let Ok(digest) = &mut stored {
+                if let Err(error) = digest.update(&chunk) {
+                    stored = Err(error);
+                }
+            }
+        }
+        reading.await.map_err(|e| NodeError::Raft {
+            operation: "stored instance read",
+            reason: e.to_string(),
+        })??;
+
+        let received = received.await.map_err(|e| NodeError::Raft {
+            operation: "received instance digest",
+            reason: e.to_string(),
+        })?;
+        // An instance that cannot be digested differs from every other one.
+        let stored = stored.and_then(|digest| digest.finish());
+        Ok(matches!((received, stored), (Ok(a), Ok(b)) if a == b))
+    }
+
     async fn commit_instance(
-        &self,
+        self: &Arc<Self>,
         result: &mut IngestResult,
         attributes: tessera_dicom::IndexAttributes,
         manifest: &Manifest,
         replicas: Vec<NodeId>,
+        spool: &Arc<Spool>,
     ) -> Result<IngestStatus, StoreFailure> {
         let sop_uid = attributes.sop_instance_uid.clone();
         let event = Event {
@@ -145,10 +224,10 @@ impl Node {
                 Ok(IngestStatus::Stored)
             }
             Outcome::AlreadyStored { .. } => Ok(IngestStatus::AlreadyStored),
-            Outcome::Conflict { existing_blob_id } => Err(StoreFailure::Rejected(conflict_reason(
-                &sop_uid,
-                &existing_blob_id,
-            ))),
+            Outcome::Conflict { existing_blob_id } => {
+                self.resolve_conflict(&sop_uid, &existing_blob_id, spool)
+                    .await
+            }
             Outcome::Ignored { reason } => Err(StoreFailure::Rejected(reason)),
         }
     }
