@@ -310,3 +310,31 @@ def cget_study(endpoints, study_uid, out_dir):
         raise DriverError(f"getscu failed: {result.stderr[-400:]}")
     written = sum(path.stat().st_size for path in out_dir.iterdir())
     return seconds, written
+
+
+MOVE_DESTINATION = ("BENCHSCP", 9299)
+
+
+def cmove_study(endpoints, study_uid, out_dir):
+    """Move a whole study to DCMTK movescu's own storage SCP, which listens on
+    127.0.0.1:9299 as BENCHSCP; return (seconds, bytes written)."""
+    if endpoints.dimse is None:
+        raise DriverError(f"{endpoints.name} has no DIMSE listener")
+    host, port, called = endpoints.dimse
+    title, listen_port = MOVE_DESTINATION
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        "/usr/bin/movescu", "-aet", title, "-aec", called, "-aem", title,
+        "+P", str(listen_port), "-S", "-pdu", "131072",
+        "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
+        "-od", str(out_dir), host, str(port),
+    ]
+    env = dict(os.environ, **DCMTK_ENV)
+    started = time.monotonic()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise DriverError(f"movescu failed: {result.stderr[-400:]}")
+    written = sum(path.stat().st_size for path in out_dir.iterdir())
+    return seconds, written

@@ -216,6 +216,7 @@ class TesseraCluster:
             "--dir", str(self.workdir),
             "--base-port", str(self.base_port),
             "--replication-factor", str(self.replication),
+            "--dimse-peer", "BENCHSCP@127.0.0.1:9299",
         ]
         self.process = subprocess.Popen(command, stdout=log, stderr=log)
         wait_until(self.ready, 120, f"{self.name} cluster")
