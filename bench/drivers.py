@@ -108,13 +108,14 @@ def batches_by_bytes(files, limit):
         yield batch
 
 
-def stow_batch(session, url, files):
+def stow_batch(session, url, files, timeout=None):
     boundary = uuid.uuid4().hex
     headers = {
         "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
         "Accept": "application/dicom+json",
     }
-    response = session.post(url, data=multipart_body(files, boundary), headers=headers)
+    body = multipart_body(files, boundary)
+    response = session.post(url, data=body, headers=headers, timeout=timeout)
     if response.status_code != 200:
         raise DriverError(f"STOW-RS returned {response.status_code}: {response.text[:300]}")
 
