@@ -70,12 +70,25 @@ def make_peers(args):
     ]
 
 
-def check_binary(binary):
+REQUIRED_TOOLS = [
+    "/usr/sbin/Orthanc",
+    "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+    "/usr/bin/storescu",
+    "/usr/bin/getscu",
+    "/usr/bin/movescu",
+]
+
+
+def check_requirements(binary):
+    """Exit with a message that names what is missing and how to get it."""
     if not binary.exists():
         sys.exit(
             f"error: {binary} not found; build it with "
             "`CARGO_TARGET_DIR=/root/.cache/tessera/target cargo test --workspace --no-run`"
         )
+    missing = [tool for tool in REQUIRED_TOOLS if not Path(tool).exists()]
+    if missing:
+        sys.exit(f"error: missing {', '.join(missing)}; install them with bench/setup.sh")
 
 
 def pin_binary(args):
@@ -88,7 +101,7 @@ def pin_binary(args):
 
 def main():
     args = parse_args()
-    check_binary(args.binary)
+    check_requirements(args.binary)
     args.workdir.mkdir(parents=True, exist_ok=True)
     pin_binary(args)
     command = " ".join(["python3", "bench/run.py", *sys.argv[1:]])
