@@ -341,9 +341,12 @@ fn to_stored_instance(record: InstanceRecord) -> StoredInstance {
 }
 
 /// Returns the value of `keyword` when it selects exact values: no wildcard, no range.
+/// The value of `keyword` when it selects by single value (or, for UIDs, a
+/// list). A hyphen is literal here: only dates and times match by range, and
+/// hyphens are common in patient IDs and accession numbers.
 fn exact_value<'a>(keys: &'a BTreeMap<String, String>, keyword: &str) -> Option<&'a str> {
     let value = keys.get(keyword)?.as_str();
-    let exact = !value.is_empty() && !value.contains(['*', '?', '-']);
+    let exact = !value.is_empty() && !value.contains(['*', '?']);
     exact.then_some(value)
 }
 
@@ -525,4 +528,30 @@ fn instance_attributes(instance: &StoredInstance) -> BTreeMap<String, String> {
         ("Columns", count(a.columns)),
         ("Modality", a.modality),
     ])
+}
+
+#[cfg(test)]
+mod exact_value_tests {
+    use super::*;
+
+    fn keys(keyword: &str, value: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(keyword.to_string(), value.to_string())])
+    }
+
+    #[test]
+    fn hyphenated_patient_id_is_exact() {
+        let keys = keys("PatientID", "MX100-000003");
+        assert_eq!(exact_value(&keys, "PatientID"), Some("MX100-000003"));
+    }
+
+    #[test]
+    fn wildcard_or_empty_is_not_exact() {
+        assert_eq!(exact_value(&keys("PatientID", "MX*"), "PatientID"), None);
+        assert_eq!(exact_value(&keys("PatientID", "MX10?"), "PatientID"), None);
+        assert_eq!(exact_value(&keys("PatientID", ""), "PatientID"), None);
+        assert_eq!(
+            exact_value(&keys("PatientID", "A"), "AccessionNumber"),
+            None
+        );
+    }
 }

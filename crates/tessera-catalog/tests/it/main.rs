@@ -26,7 +26,7 @@ fn stored(study: u8, series: u8, sop: u8, content: u8) -> Event {
         sop_instance_uid: format!("1.2.3.{study}.{series}.{sop}"),
         study_instance_uid: format!("1.2.3.{study}"),
         series_instance_uid: format!("1.2.3.{study}.{series}"),
-        patient_id: format!("P{}", study % 3),
+        patient_id: format!("P-{}", study % 3),
         patient_name: format!("DOE^PATIENT{}", study % 3),
         study_date: format!("202401{:02}", study + 1),
         modality: if series % 2 == 0 {
@@ -247,7 +247,8 @@ async fn index_queries_use_dicom_matching() {
             .total
     };
 
-    assert_eq!(find("PatientID", "P1"), 2);
+    assert_eq!(find("PatientID", "P-1"), 2);
+    assert_eq!(find("PatientID", "P-"), 0);
     assert_eq!(find("PatientName", "doe^patient1"), 2);
     assert_eq!(find("PatientName", "DOE^PAT*"), 6);
     assert_eq!(find("StudyDate", "20240102-20240104"), 3);
