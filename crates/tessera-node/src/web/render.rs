@@ -210,12 +210,22 @@ pub fn parse_window(text: &str) -> Result<(f64, f64, VoiLutFunction), String> {
     Ok((center, width, function))
 }
 
-/// Parses `viewport=width,height` (each at least 1).
+/// Largest viewport side in pixels. The resized image is allocated before
+/// encoding, so an unbounded viewport lets one request exhaust the node's
+/// memory: 100000x100000 asks for tens of gigabytes.
+pub const MAX_VIEWPORT_SIDE: u32 = 4096;
+
+/// Parses `viewport=width,height`, each from 1 to [`MAX_VIEWPORT_SIDE`].
 pub fn parse_viewport(text: &str) -> Result<(u32, u32), String> {
     let sizes: Vec<Option<u32>> = text.split(',').map(|p| p.trim().parse().ok()).collect();
+    let side = 1..=MAX_VIEWPORT_SIDE;
     match sizes.as_slice() {
-        [Some(width), Some(height)] if *width > 0 && *height > 0 => Ok((*width, *height)),
-        _ => Err("expected width,height as positive integers".to_string()),
+        [Some(width), Some(height)] if side.contains(width) && side.contains(height) => {
+            Ok((*width, *height))
+        }
+        _ => Err(format!(
+            "expected width,height as integers from 1 to {MAX_VIEWPORT_SIDE}"
+        )),
     }
 }
 
@@ -244,6 +254,13 @@ mod tests {
         assert_eq!(parse_viewport("64,32"), Ok((64, 32)));
         assert!(parse_viewport("64").is_err());
         assert!(parse_viewport("0,10").is_err());
+    }
+
+    #[test]
+    fn viewport_larger_than_limit_is_rejected() {
+        assert_eq!(parse_viewport("4096,4096"), Ok((4096, 4096)));
+        assert!(parse_viewport("100000,100000").is_err());
+        assert!(parse_viewport("64,4097").is_err());
     }
 
     #[test]
