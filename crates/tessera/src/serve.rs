@@ -45,6 +45,18 @@ pub struct ServeArgs {
     /// OTLP gRPC endpoint for traces, e.g. http://127.0.0.1:4317.
     #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// DICOM listener address (host:port); an empty value turns DIMSE off.
+    #[arg(long, env = "TESSERA_DIMSE_LISTEN")]
+    dimse_listen: Option<String>,
+    /// This node's DICOM AE title, 1 to 16 characters.
+    #[arg(long, env = "TESSERA_DIMSE_AE_TITLE")]
+    dimse_ae_title: Option<String>,
+    /// Time a DICOM peer has to send its A-ASSOCIATE-RQ after connecting, e.g. "30s".
+    #[arg(long, env = "TESSERA_DIMSE_ARTIM_TIMEOUT", value_parser = humantime::parse_duration)]
+    dimse_artim_timeout: Option<std::time::Duration>,
+    /// Time after which an association whose peer neither sends nor reads is aborted, e.g. "5m".
+    #[arg(long, env = "TESSERA_DIMSE_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    dimse_idle_timeout: Option<std::time::Duration>,
 }
 
 impl ServeArgs {
@@ -70,6 +82,10 @@ impl ServeArgs {
             self.snapshot_logs_to_keep,
         );
         override_with(&mut config.otlp_endpoint, self.otlp_endpoint);
+        override_with(&mut config.dimse.listen, self.dimse_listen);
+        override_with(&mut config.dimse.ae_title, self.dimse_ae_title);
+        override_with(&mut config.dimse.artim_timeout, self.dimse_artim_timeout);
+        override_with(&mut config.dimse.idle_timeout, self.dimse_idle_timeout);
         config.validate()?;
         Ok(config)
     }
