@@ -60,6 +60,9 @@ pub mod status {
     pub const UNABLE_TO_PERFORM_SUB_OPERATIONS: u16 = 0xA702;
     pub const MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
     pub const IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
+    /// C-STORE: the data set's SOP Class or SOP Instance UID differs from
+    /// the request's Affected SOP Class or Instance UID (same code as above).
+    pub const DATA_SET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
     pub const UNABLE_TO_PROCESS: u16 = 0xC001;
 }

@@ -3,6 +3,7 @@
 //! means the instance is durable.
 
 use dicom_core::VR;
+use tessera_dicom::DicomError;
 use tessera_proto::v1::{IngestResult, IngestStatus};
 
 use super::association::{Association, Command};
@@ -10,7 +11,7 @@ use super::command::{self, status};
 use super::part10;
 use super::service::Session;
 use super::DimseError;
-use crate::spool::IncomingInstance;
+use crate::spool::{IncomingInstance, Spool};
 
 pub async fn handle(
     session: &Session,
@@ -62,6 +63,11 @@ pub async fn handle(
             status::NOT_AUTHORIZED,
             format!("{} may not store instances", session.calling_ae),
         )
+    } else if let Some(missing) = missing_affected_uid(&sop_class, &sop_instance) {
+        (
+            status::CANNOT_UNDERSTAND,
+            format!("C-STORE-RQ lacks {missing}"),
+        )
     } else if let Some(error) = spool_error {
         tracing::error!(%error, instance = %sop_instance, "failed to spool C-STORE data set");
         (
@@ -69,7 +75,7 @@ pub async fn handle(
             "failed to spool the data set; retry later".into(),
         )
     } else {
-        store_instance(session, incoming, &sop_instance).await
+        store_instance(session, incoming, &sop_class, &sop_instance).await
     };
 
     let mut response = command::response(request, command::C_STORE_RSP, code, false);
@@ -83,6 +89,7 @@ pub async fn handle(
 async fn store_instance(
     session: &Session,
     incoming: IncomingInstance,
+    sop_class: &str,
     sop_instance: &str,
 ) -> (u16, String) {
     let (manifest, spool) = match incoming.finish() {
@@ -95,10 +102,58 @@ async fn store_instance(
             );
         }
     };
+    if let Some(mismatch) = data_set_mismatch(&spool, sop_class, sop_instance) {
+        tracing::info!(instance = %sop_instance, %mismatch, "C-STORE rejected");
+        return (status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS, mismatch);
+    }
+
     let label = format!("C-STORE from {}", session.calling_ae);
     let result = session.node.store(label, manifest, spool).await;
     tracing::debug!(instance = %sop_instance, status = result.status, "C-STORE finished");
     status_of(session, &result, sop_instance)
+}
+
+/// Names the mandatory UID that a C-STORE-RQ lacks. Without both, the
+/// stored file meta group would carry an empty UID.
+fn missing_affected_uid(sop_class: &str, sop_instance: &str) -> Option<&'static str> {
+    if sop_class.is_empty() {
+        return Some("Affected SOP Class UID (0000,0002)");
+    }
+    if sop_instance.is_empty() {
+        return Some("Affected SOP Instance UID (0000,1000)");
+    }
+    None
+}
+
+/// Compares the data set's SOP Class and SOP Instance UIDs with those of
+/// the request. A difference gets the storage status 0xA900 (Data Set does
+/// not match SOP Class). The file meta group carries the request's UIDs, so
+/// the parser reports a differing instance UID as a meta group mismatch. A
+/// data set that does not parse for another reason returns None here, and
+/// the write path rejects it with that reason.
+fn data_set_mismatch(spool: &Spool, sop_class: &str, sop_instance: &str) -> Option<String> {
+    let parsed = tessera_dicom::read_index_attributes_with_size(spool.reader(), spool.size());
+    let differing_instance = |dataset: &str| {
+        format!("SOP Instance UID {dataset} differs from Affected SOP Instance UID {sop_instance}")
+    };
+    let attributes = match parsed {
+        Ok(attributes) => attributes,
+        Err(DicomError::SopInstanceUidMismatch { dataset, .. }) => {
+            return Some(differing_instance(&dataset))
+        }
+        Err(_) => return None,
+    };
+
+    if attributes.sop_class_uid != sop_class {
+        return Some(format!(
+            "SOP Class UID {} differs from Affected SOP Class UID {sop_class}",
+            attributes.sop_class_uid
+        ));
+    }
+    if attributes.sop_instance_uid != sop_instance {
+        return Some(differing_instance(&attributes.sop_instance_uid));
+    }
+    None
 }
 
 /// Maps the write path's outcome to a C-STORE status and Error Comment.
