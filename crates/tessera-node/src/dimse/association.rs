@@ -23,6 +23,10 @@ const UNLIMITED_SEND_FRAGMENT: u32 = 1 << 20;
 /// Largest command set accepted; real ones are a few hundred bytes.
 const COMMAND_LIMIT: usize = 64 * 1024;
 
+/// Time allowed for an A-ABORT to leave. A peer that takes no 10-byte PDU
+/// in this time has stopped reading, and the connection closes without it.
+const ABORT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 const PDU_HEADER: usize = 6;
 const PDV_HEADER: u32 = 6;
 
@@ -150,13 +154,25 @@ impl Association {
         }
     }
 
+    /// Writes one PDU, giving up after `idle_timeout` when the peer stops
+    /// reading, so that a stalled peer cannot hold the association (and its
+    /// slot under `max_associations`) forever.
     pub async fn write_pdu(&mut self, pdu: &Pdu) -> Result<(), DimseError> {
+        self.write_pdu_within(pdu, self.idle_timeout).await
+    }
+
+    async fn write_pdu_within(&mut self, pdu: &Pdu, timeout: Duration) -> Result<(), DimseError> {
         let mut bytes = Vec::new();
         dicom_ul::pdu::write_pdu(&mut bytes, pdu).map_err(|e| DimseError::Encode(e.to_string()))?;
-        self.stream
-            .write_all(&bytes)
-            .await
-            .map_err(|source| self.io_error(source))
+
+        let written = tokio::time::timeout(timeout, self.stream.write_all(&bytes)).await;
+        match written {
+            Ok(result) => result.map_err(|source| self.io_error(source)),
+            Err(_) => Err(DimseError::WriteTimeout {
+                peer: self.peer.clone(),
+                seconds: timeout.as_secs(),
+            }),
+        }
     }
 
     /// Waits for the next command, or the peer's A-RELEASE-RQ.
@@ -399,7 +415,9 @@ impl Association {
     /// Sends an A-ABORT as service provider and closes the connection.
     pub async fn abort(mut self, reason: AbortRQServiceProviderReason) {
         let source = AbortRQSource::ServiceProvider(reason);
-        let _ = self.write_pdu(&Pdu::AbortRQ { source }).await;
+        let _ = self
+            .write_pdu_within(&Pdu::AbortRQ { source }, ABORT_WRITE_TIMEOUT)
+            .await;
         let _ = self.stream.shutdown().await;
     }
 

@@ -33,7 +33,8 @@ pub struct DimseConfig {
     /// the peer's answer to a request this node sends (the ARTIM timer).
     #[serde(with = "humantime_serde")]
     pub artim_timeout: Duration,
-    /// An association with no PDU from the peer for this long is aborted.
+    /// An association is aborted when the peer sends no PDU for this long,
+    /// or takes no bytes of a PDU this node is sending for this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Known DICOM peers and what each may do.

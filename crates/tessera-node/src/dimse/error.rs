@@ -18,6 +18,9 @@ pub enum DimseError {
         waiting_for: &'static str,
     },
 
+    #[error("{peer} read nothing for {seconds} s while this node was sending a PDU")]
+    WriteTimeout { peer: String, seconds: u64 },
+
     #[error("{peer} sent a PDU of {length} bytes, more than the limit of {limit}")]
     PduTooLarge {
         peer: String,
