@@ -550,6 +550,24 @@ async fn check_bad_input(node_a: &str, node_b: &str, valid: &[u8]) {
     );
 
     let reply = post(
+        &format!("{node_a}/studies/..%2F..%2Fetc"),
+        &format!("{DICOM}; boundary=x"),
+        &multipart("x", &[("application/dicom", valid)]),
+    );
+    assert_eq!(
+        reply.status,
+        400,
+        "target study not a UID: {}",
+        reply.text()
+    );
+    assert!(
+        reply.text().contains("invalid study UID"),
+        "{}",
+        reply.text()
+    );
+    assert!(reply.text().contains("../../etc"), "{}", reply.text());
+
+    let reply = post(
         &format!("{node_a}/studies"),
         &format!("{DICOM}; boundary=x"),
         &multipart("x", &[("text/plain", b"hello")]),

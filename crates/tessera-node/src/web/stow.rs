@@ -60,7 +60,23 @@ pub async fn store_in_study(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WebError> {
+    check_study_uid(&study)?;
+
     store(node, Some(study), headers, body).await
+}
+
+/// Rejects a target study that is not a UID before the body is read, so a
+/// client learns of a typo in the URL without uploading every part and
+/// getting each one back as a conflict.
+fn check_study_uid(study: &str) -> Result<(), WebError> {
+    if tessera_dicom::is_valid_uid(study) {
+        return Ok(());
+    }
+    Err(WebError::InvalidPath {
+        what: "study UID",
+        value: study.to_string(),
+        reason: "expected at most 64 digits and dots, as in 1.2.840.113619.2.55".to_string(),
+    })
 }
 
 async fn store(
