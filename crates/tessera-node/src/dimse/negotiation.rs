@@ -78,6 +78,25 @@ pub fn negotiate(
     })
 }
 
+/// Describes what makes the request's presentation context IDs invalid:
+/// each must be odd (1 to 255) and used once, which also caps a request at
+/// 128 contexts. A reply to such a request would be ambiguous, so the
+/// listener aborts instead of negotiating.
+pub fn invalid_context_ids(request: &AssociationRQ) -> Option<String> {
+    let mut seen = [false; 256];
+    for context in &request.presentation_contexts {
+        let id = context.id;
+        if id % 2 == 0 {
+            return Some(format!("presentation context ID {id} is even"));
+        }
+        if seen[id as usize] {
+            return Some(format!("presentation context ID {id} is used twice"));
+        }
+        seen[id as usize] = true;
+    }
+    None
+}
+
 /// The A-ASSOCIATE-RJ sent when the listener is at its association limit.
 pub fn reject_busy() -> AssociationRJ {
     use dicom_ul::pdu::AssociationRJServiceProviderPresentationReason as Reason;
@@ -343,6 +362,26 @@ mod tests {
 
         let reason = &negotiated.response.presentation_contexts[0].reason;
         assert_eq!(*reason, PresentationContextResultReason::UserRejection);
+    }
+
+    #[test]
+    fn repeated_or_even_context_ids_are_invalid() {
+        let echo = |id| {
+            context(
+                id,
+                classes::VERIFICATION,
+                &[classes::IMPLICIT_VR_LITTLE_ENDIAN],
+            )
+        };
+        let all_odd: Vec<_> = (0..128).map(|i| echo(2 * i + 1)).collect();
+        let repeated = vec![echo(1), echo(3), echo(1)];
+        let even = vec![echo(1), echo(4)];
+
+        assert_eq!(invalid_context_ids(&request("MODALITY", all_odd)), None);
+        let error = invalid_context_ids(&request("MODALITY", repeated)).unwrap();
+        assert!(error.contains("ID 1 is used twice"), "{error}");
+        let error = invalid_context_ids(&request("MODALITY", even)).unwrap();
+        assert!(error.contains("ID 4 is even"), "{error}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::association::{read_first_pdu, Association, Command, Incoming};
 use super::command::{self, status};
 use super::config::Rights;
-use super::negotiation::{negotiate, reject_busy};
+use super::negotiation::{invalid_context_ids, negotiate, reject_busy};
 use super::{commitment, find, retrieve, store, DimseError};
 use crate::node::Node;
 
@@ -60,6 +60,7 @@ async fn handle_connection(
                 return;
             }
         };
+    association.idle_timeout = config.idle_timeout;
     let Pdu::AssociationRQ(request) = first else {
         tracing::debug!(pdu = %first.short_description(), "first PDU is not an A-ASSOCIATE-RQ");
         association
@@ -67,6 +68,13 @@ async fn handle_connection(
             .await;
         return;
     };
+    if let Some(problem) = invalid_context_ids(&request) {
+        tracing::info!(calling_ae = %request.calling_ae_title, %problem, "association aborted");
+        association
+            .abort(AbortRQServiceProviderReason::InvalidPduParameter)
+            .await;
+        return;
+    }
     if permit.is_none() {
         tracing::warn!(limit = config.max_associations, "association limit reached");
         let _ = association
@@ -100,7 +108,6 @@ async fn handle_connection(
     association.receive_limit = config.max_pdu_length;
     association.send_limit = negotiated.peer_max_pdu;
     association.contexts = negotiated.contexts;
-    association.idle_timeout = config.idle_timeout;
     tracing::debug!(%calling_ae, contexts = association.contexts.len(), "association accepted");
 
     let session = Session {
