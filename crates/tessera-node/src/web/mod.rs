@@ -16,6 +16,7 @@ mod multipart_body;
 mod qido;
 mod render;
 mod rendered;
+mod spool_budget;
 mod stow;
 mod wado;
 
@@ -23,9 +24,11 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 
 use crate::node::Node;
+use spool_budget::SpoolBudget;
 
 pub use config::WebConfig;
 pub use error::WebError;
@@ -36,6 +39,7 @@ pub const PREFIX: &str = "/dicom-web";
 /// Builds the DICOMweb routes, nested under [`PREFIX`] by the caller.
 pub fn router(node: Arc<Node>) -> Router {
     let cors = node.config.web.cors_layer();
+    let spool_budget = SpoolBudget::new(node.config.spool_memory_limit.as_u64());
     let routes = Router::new()
         .route("/studies", post(stow::store_any).get(qido::studies))
         .route(
@@ -95,6 +99,7 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         // STOW-RS bodies are streamed part by part and spooled, never buffered whole.
         .layer(DefaultBodyLimit::disable())
+        .layer(Extension(spool_budget))
         .with_state(node);
 
     match cors {

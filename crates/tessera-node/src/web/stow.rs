@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use dicom_core::VR;
 use serde_json::{json, Map, Value};
 use tessera_blob::Manifest;
@@ -19,6 +20,7 @@ use tessera_proto::v1::{IngestResult, IngestStatus};
 use tessera_web_parse::{related_boundary, PartReader};
 
 use super::json::{text_attribute, with_values};
+use super::spool_budget::{Grant, SpoolBudget};
 use super::{base_url, resource_url, WebError};
 use crate::node::Node;
 use crate::spool::{IncomingInstance, Spool};
@@ -33,7 +35,7 @@ mod failure_reason {
 
 /// A part read from the body, ready to store, or why it cannot be.
 enum ReceivedPart {
-    Spooled(Manifest, Spool),
+    Spooled(Manifest, Spool, Grant),
     Invalid(String),
 }
 
@@ -48,21 +50,23 @@ struct PartOutcome {
 
 pub async fn store_any(
     State(node): State<Arc<Node>>,
+    Extension(budget): Extension<SpoolBudget>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WebError> {
-    store(node, None, headers, body).await
+    store(node, &budget, None, headers, body).await
 }
 
 pub async fn store_in_study(
     State(node): State<Arc<Node>>,
+    Extension(budget): Extension<SpoolBudget>,
     Path(study): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WebError> {
     check_study_uid(&study)?;
 
-    store(node, Some(study), headers, body).await
+    store(node, &budget, Some(study), headers, body).await
 }
 
 /// Rejects a target study that is not a UID before the body is read, so a
@@ -81,6 +85,7 @@ fn check_study_uid(study: &str) -> Result<(), WebError> {
 
 async fn store(
     node: Arc<Node>,
+    budget: &SpoolBudget,
     study: Option<String>,
     headers: HeaderMap,
     body: Body,
@@ -94,7 +99,7 @@ async fn store(
         })?;
     let boundary = related_boundary(content_type, "application/dicom")?;
 
-    let parts = receive_parts(&node, body, &boundary).await?;
+    let parts = receive_parts(&node, budget, body, &boundary).await?;
     let mut outcomes = Vec::with_capacity(parts.len());
     for (number, part) in parts.into_iter().enumerate() {
         outcomes.push(store_part(&node, study.as_deref(), number + 1, part).await);
@@ -105,14 +110,15 @@ async fn store(
 }
 
 /// Reads and spools every part. Parts in memory share the node's spool
-/// memory budget; later parts go to disk once it is spent.
+/// memory budget with the parts of concurrent requests; a part goes to disk
+/// once it outgrows what was free of the budget when it began.
 async fn receive_parts(
     node: &Node,
+    budget: &SpoolBudget,
     body: Body,
     boundary: &str,
 ) -> Result<Vec<ReceivedPart>, WebError> {
     let mut reader = PartReader::new(body.into_data_stream(), boundary);
-    let mut memory_left = node.config.spool_memory_limit.as_u64();
     let mut parts = Vec::new();
 
     while let Some(mut part) = reader.next_part().await? {
@@ -126,18 +132,18 @@ async fn receive_parts(
             continue;
         }
 
+        let grant = budget.take();
         let mut incoming = IncomingInstance::new(
             node.config.chunk_size.as_u64() as u32,
             &node.config.data_dir.join("spool"),
-            memory_left,
+            grant.bytes(),
         );
         while let Some(chunk) = part.chunk().await? {
             incoming.push(&chunk)?;
         }
         let (manifest, spool) = incoming.finish()?;
-        // Counting spilled parts too only sends later parts to disk sooner.
-        memory_left = memory_left.saturating_sub(spool.size());
-        parts.push(ReceivedPart::Spooled(manifest, spool));
+        let grant = grant.keep(spool.size());
+        parts.push(ReceivedPart::Spooled(manifest, spool, grant));
     }
     Ok(parts)
 }
@@ -148,8 +154,9 @@ async fn store_part(
     number: usize,
     part: ReceivedPart,
 ) -> PartOutcome {
-    let (manifest, spool) = match part {
-        ReceivedPart::Spooled(manifest, spool) => (manifest, spool),
+    // The grant lives to the end of this function, as long as the spool.
+    let (manifest, spool, _grant) = match part {
+        ReceivedPart::Spooled(manifest, spool, grant) => (manifest, spool, grant),
         ReceivedPart::Invalid(reason) => return failed_unread(reason),
     };
 
