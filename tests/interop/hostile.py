@@ -9,6 +9,8 @@ Cases:
   mismatch CMD DATA    C-STORE whose command names SOP Instance UID CMD and
                        whose data set carries DATA
   no_instance_uid UID  C-STORE whose command lacks Affected SOP Instance UID
+  context_switch UID   C-STORE command on presentation context 1, its data set
+                       on context 3
   stalled_get STUDY    C-GET of a study without ever reading the answer. Reports
                        whether the listener's end of the connection left
                        ESTABLISHED
@@ -117,6 +119,13 @@ def no_instance_uid(host, port, called, data_uid):
     return store_response(sock)
 
 
+def context_switch(host, port, called, data_uid):
+    sock = established(host, port, called)
+    sock.sendall(pdata(1, 0x03, store_command(data_uid)))
+    sock.sendall(pdata(3, 0x02, data_set(data_uid)))
+    return {"event": next_event(sock)}
+
+
 def get_association_rq(called, calling):
     """A-ASSOCIATE-RQ for C-GET (context 1) with CT storage as SCP (context 3)."""
     get_context = item(
@@ -193,6 +202,7 @@ def main():
         "idle": idle,
         "mismatch": mismatch,
         "no_instance_uid": no_instance_uid,
+        "context_switch": context_switch,
         "stalled_get": stalled_get,
     }
     json.dump(cases[case](host, port, called, *sys.argv[5:]), sys.stdout)

@@ -73,6 +73,22 @@ async fn dimse_hostile_peers_are_cut_off() {
         "stored without an Affected SOP Instance UID"
     );
 
+    eprintln!("phase: a data set on another presentation context than its command aborts");
+    let data_uid = "1.2.826.0.1.3680043.8.498.102004";
+    let result = hostile("context_switch", &[data_uid]);
+    assert_eq!(result["event"], "abort", "{result}");
+    let stored = query(
+        &node1.grpc_addr,
+        QueryLevel::Instance,
+        &[("SOPInstanceUID", data_uid)],
+    )
+    .await;
+    assert_eq!(
+        stored.records.len(),
+        0,
+        "stored from a mixed-context message"
+    );
+
     eprintln!("phase: a C-GET requester that stops reading is cut off");
     let study = store_large_study(&cluster).await;
     let stalled = hostile("stalled_get", &[&study]);

@@ -65,6 +65,9 @@ pub struct Association {
     pub send_limit: u32,
     pub contexts: Vec<AcceptedContext>,
     pub idle_timeout: Duration,
+    /// Presentation context of the last command received. Its data set
+    /// must arrive on the same context.
+    message_context: u8,
 }
 
 impl Association {
@@ -78,6 +81,7 @@ impl Association {
             send_limit: 0,
             contexts: Vec::new(),
             idle_timeout: Duration::from_secs(300),
+            message_context: 0,
         }
     }
 
@@ -205,6 +209,9 @@ impl Association {
             if pdv.value_type != PDataValueType::Command {
                 return Err(self.unexpected("data fragment where a command was expected"));
             }
+            if pdv.presentation_context_id != context_id {
+                return Err(self.context_switch(context_id, pdv.presentation_context_id));
+            }
             bytes.extend_from_slice(&pdv.data);
             if bytes.len() > COMMAND_LIMIT {
                 return Err(DimseError::MessageTooLarge {
@@ -224,6 +231,7 @@ impl Association {
                 source,
             }
         })?;
+        self.message_context = context_id;
         Ok(Command { context_id, set })
     }
 
@@ -232,6 +240,9 @@ impl Association {
         let pdv = self.require_pdv().await?;
         if pdv.value_type != PDataValueType::Data {
             return Err(self.unexpected("command fragment where a data set was expected"));
+        }
+        if pdv.presentation_context_id != self.message_context {
+            return Err(self.context_switch(self.message_context, pdv.presentation_context_id));
         }
         Ok((pdv.data, pdv.is_last))
     }
@@ -433,6 +444,13 @@ impl Association {
             peer: self.peer.clone(),
             what: what.to_string(),
         }
+    }
+
+    fn context_switch(&self, expected: u8, received: u8) -> DimseError {
+        let what = format!(
+            "fragment on presentation context {received} inside a message on context {expected}"
+        );
+        self.unexpected(&what)
     }
 
     fn io_error(&self, source: std::io::Error) -> DimseError {
