@@ -2,7 +2,7 @@
 //! keyword or by tag, `includefield`, `fuzzymatching`, `limit` and `offset`.
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-use dicom_core::Tag;
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
 use crate::ParseError;
@@ -87,8 +87,24 @@ impl QidoQuery {
                 keyword: attribute.keyword,
             });
         }
+        let value = uid_list_with_backslashes(&attribute, value);
         self.matches.push((attribute, value));
         Ok(())
+    }
+}
+
+/// Rewrites a UID list separated by commas, as QIDO-RS clients send it
+/// (Orthanc's DICOMweb plugin has accepted this form since 2019), into the
+/// backslash-separated list of C-FIND UID list matching. A UID never
+/// contains a comma, so the rewrite cannot split one.
+fn uid_list_with_backslashes(attribute: &Attribute, value: String) -> String {
+    let is_uid = StandardDataDictionary
+        .by_tag(attribute.tag)
+        .is_some_and(|entry| entry.vr().relaxed() == VR::UI);
+    if is_uid {
+        value.replace(',', "\\")
+    } else {
+        value
     }
 }
 
@@ -211,6 +227,18 @@ mod tests {
         let error = QidoQuery::parse("PatientID=1&00100020=2").expect_err("repeated");
 
         assert!(matches!(error, ParseError::RepeatedMatch { .. }), "{error}");
+    }
+
+    #[test]
+    fn uid_list_with_commas_becomes_backslashes() {
+        let query = QidoQuery::parse("StudyInstanceUID=1.2.3,1.2.4%5C1.2.5&PatientName=a,b")
+            .expect("parses");
+
+        assert_eq!(
+            query.match_value("StudyInstanceUID"),
+            Some("1.2.3\\1.2.4\\1.2.5")
+        );
+        assert_eq!(query.match_value("PatientName"), Some("a,b"));
     }
 
     #[test]
