@@ -389,6 +389,11 @@ impl Association {
     }
 
     /// Largest fragment whose P-DATA-TF fits the peer's maximum PDU length.
+    ///
+    /// TODO: any announced maximum is accepted. Below 8 bytes no fragment
+    /// fits, so 2-byte fragments exceed it, and a small maximum costs one
+    /// write per few bytes: a C-GET of 60 MB to a peer announcing 8 takes
+    /// 30 million PDUs.
     pub fn fragment_size(&self) -> usize {
         let limit = match self.send_limit {
             0 => UNLIMITED_SEND_FRAGMENT,
