@@ -11,6 +11,8 @@ Cases:
   no_instance_uid UID  C-STORE whose command lacks Affected SOP Instance UID
   context_switch UID   C-STORE command on presentation context 1, its data set
                        on context 3
+  unknown_command MB   N-SET-RQ, which the listener does not implement, with a
+                       data set of MB megabytes
   stalled_get STUDY    C-GET of a study without ever reading the answer. Reports
                        whether the listener's end of the connection left
                        ESTABLISHED
@@ -126,6 +128,22 @@ def context_switch(host, port, called, data_uid):
     return {"event": next_event(sock)}
 
 
+def unknown_command(host, port, called, megabytes):
+    command = Dataset()
+    command.RequestedSOPClassUID = SECONDARY_CAPTURE
+    command.CommandField = 0x0120
+    command.MessageID = 11
+    command.CommandDataSetType = 0x0000
+    command.RequestedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.102005"
+    sock = established(host, port, called)
+    sock.sendall(pdata(1, 0x03, command_bytes(command)))
+    fragment = bytes(16000)
+    for _ in range(int(megabytes) * 1_000_000 // len(fragment)):
+        sock.sendall(pdata(1, 0x00, fragment))
+    sock.sendall(pdata(1, 0x02, b""))
+    return store_response(sock)
+
+
 def get_association_rq(called, calling):
     """A-ASSOCIATE-RQ for C-GET (context 1) with CT storage as SCP (context 3)."""
     get_context = item(
@@ -203,6 +221,7 @@ def main():
         "mismatch": mismatch,
         "no_instance_uid": no_instance_uid,
         "context_switch": context_switch,
+        "unknown_command": unknown_command,
         "stalled_get": stalled_get,
     }
     json.dump(cases[case](host, port, called, *sys.argv[5:]), sys.stdout)

@@ -89,6 +89,10 @@ async fn dimse_hostile_peers_are_cut_off() {
         "stored from a mixed-context message"
     );
 
+    eprintln!("phase: an unsupported command with a 20 MB data set gets 0x0211");
+    let result = hostile("unknown_command", &["20"]);
+    assert_eq!(result["status"], 0x0211, "{result}");
+
     eprintln!("phase: a C-GET requester that stops reading is cut off");
     let study = store_large_study(&cluster).await;
     let stalled = hostile("stalled_get", &[&study]);

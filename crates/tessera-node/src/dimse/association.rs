@@ -263,6 +263,17 @@ impl Association {
         }
     }
 
+    /// Reads a data set to its end without keeping it, so that its size
+    /// costs no memory.
+    pub async fn discard_data(&mut self) -> Result<(), DimseError> {
+        loop {
+            let (_, last) = self.receive_data_fragment().await?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
     async fn require_pdv(&mut self) -> Result<PDataValue, DimseError> {
         match self.next_pdv().await? {
             Some(pdv) => Ok(pdv),

@@ -200,7 +200,7 @@ async fn unrecognized(
     field: Option<u16>,
 ) -> Result<(), DimseError> {
     if command::has_data_set(&command.set) {
-        association.receive_data(1 << 24).await?;
+        association.discard_data().await?;
     }
     let Some(field) = field.filter(|f| f & 0x8000 == 0) else {
         return Err(DimseError::Unexpected {
