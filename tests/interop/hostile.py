@@ -13,7 +13,7 @@ Cases:
                        on context 3
   unknown_command MB   N-SET-RQ, which the listener does not implement, with a
                        data set of MB megabytes
-  stalled_get STUDY    C-GET of a study without ever reading the answer. Reports
+  stalled_get STUDY    C-GET of a study without reading its sub-operations. Reports
                        whether the listener's end of the connection left
                        ESTABLISHED
 """
