@@ -47,6 +47,9 @@ pub enum ParseError {
     #[error("multipart body contains no part")]
     NoParts,
 
+    #[error("part {part} of the multipart body has more than {limit} bytes of headers or preamble; send short part headers")]
+    PartHeadersTooLarge { part: usize, limit: u64 },
+
     #[error("invalid {parameter} {value:?}: expected {expected}")]
     InvalidParameter {
         parameter: &'static str,

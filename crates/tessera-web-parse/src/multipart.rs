@@ -5,8 +5,12 @@
 //! Content-Type of a STOW-RS request is checked here and the boundary handed
 //! to multer directly.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use crate::media_type::MediaType;
 use crate::ParseError;
@@ -55,11 +59,56 @@ fn check_boundary(boundary: &str) -> Result<(), ParseError> {
     }
 }
 
+/// Maximum number of bytes that may arrive while the next part's delimiter
+/// and headers are sought, not counting the first chunk. multer keeps these bytes in memory
+/// until it finds the blank line that ends the headers, so without a limit a
+/// single endless header line filled the node's memory.
+pub const MAX_PART_HEADER_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Reads the parts of a multipart body one at a time; a part's bytes arrive
 /// in chunks, so no part needs to fit in memory.
 pub struct PartReader<'r> {
     multipart: multer::Multipart<'r>,
     parts_read: usize,
+    header_guard: Arc<HeaderGuard>,
+}
+
+/// Counts the body bytes that arrive while [`PartReader::next_part`] looks
+/// for the next part's headers, and fails the stream past the limit.
+#[derive(Default)]
+struct HeaderGuard {
+    active: AtomicBool,
+    chunks: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl HeaderGuard {
+    fn start(&self) {
+        self.chunks.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.active.store(false, Ordering::Relaxed);
+    }
+
+    /// Counts one chunk and returns whether the limit is passed. The first
+    /// chunk is free because it is in memory already, whatever its size.
+    fn exceeded_by(&self, chunk: &Bytes) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.chunks.fetch_add(1, Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let bytes = self.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        bytes + chunk.len() as u64 > MAX_PART_HEADER_BYTES
+    }
+
+    fn exceeded(&self) -> bool {
+        self.bytes.load(Ordering::Relaxed) > MAX_PART_HEADER_BYTES
+    }
 }
 
 /// One part of a multipart body being read.
@@ -76,9 +125,19 @@ impl<'r> PartReader<'r> {
         S: Stream<Item = Result<Bytes, E>> + Send + 'r,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'r,
     {
+        let header_guard = Arc::new(HeaderGuard::default());
+        let guard = header_guard.clone();
+        let guarded = one_chunk_per_poll(stream).map(move |item| {
+            let chunk = item.map_err(Into::into)?;
+            if guard.exceeded_by(&chunk) {
+                return Err("part headers exceed the limit".into());
+            }
+            Ok::<Bytes, Box<dyn std::error::Error + Send + Sync>>(chunk)
+        });
         PartReader {
-            multipart: multer::Multipart::new(stream, boundary.to_string()),
+            multipart: multer::Multipart::new(guarded, boundary.to_string()),
             parts_read: 0,
+            header_guard,
         }
     }
 
@@ -88,14 +147,23 @@ impl<'r> PartReader<'r> {
     /// Cancel safety: not cancel safe; dropping the future may lose the part.
     pub async fn next_part(&mut self) -> Result<Option<Part<'r>>, ParseError> {
         let number = self.parts_read + 1;
-        let field = self
-            .multipart
-            .next_field()
-            .await
-            .map_err(|source| ParseError::Multipart {
-                part: number,
-                source,
-            })?;
+        self.header_guard.start();
+        let field = self.multipart.next_field().await;
+        self.header_guard.stop();
+
+        let field = field.map_err(|source| {
+            if self.header_guard.exceeded() {
+                ParseError::PartHeadersTooLarge {
+                    part: number,
+                    limit: MAX_PART_HEADER_BYTES,
+                }
+            } else {
+                ParseError::Multipart {
+                    part: number,
+                    source,
+                }
+            }
+        })?;
         let Some(field) = field else {
             if self.parts_read == 0 {
                 return Err(ParseError::NoParts);
@@ -106,6 +174,28 @@ impl<'r> PartReader<'r> {
         self.parts_read = number;
         Ok(Some(Part { field, number }))
     }
+}
+
+/// Returns `stream` with a pause after each chunk. multer pulls chunks until
+/// its source has none ready, so without the pause a fast client could have
+/// it buffer many megabytes, and the header limit would count part data that
+/// multer had not yet asked for.
+fn one_chunk_per_poll<'r, S, E>(stream: S) -> impl Stream<Item = Result<Bytes, E>> + Send + 'r
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'r,
+{
+    let mut stream = Box::pin(stream);
+    let mut paused = false;
+    futures::stream::poll_fn(move |cx| {
+        if paused {
+            paused = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let item = stream.as_mut().poll_next(cx);
+        paused = matches!(item, Poll::Ready(Some(_)));
+        item
+    })
 }
 
 impl Part<'_> {
@@ -239,6 +329,44 @@ mod tests {
             matches!(error, ParseError::Multipart { part: 1, .. }),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn endless_part_header_is_rejected() {
+        let mut chunks = vec![Ok::<_, std::convert::Infallible>(Bytes::from_static(
+            b"--x\r\nX-Long: ",
+        ))];
+        let line = Bytes::from(vec![b'a'; 64 * 1024]);
+        let count = MAX_PART_HEADER_BYTES as usize / line.len() + 2;
+        chunks.extend(std::iter::repeat_n(Ok(line), count));
+        let mut reader = PartReader::new(futures::stream::iter(chunks), "x");
+
+        let error = reader.next_part().await.err().expect("too large");
+        assert!(
+            matches!(error, ParseError::PartHeadersTooLarge { part: 1, .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn large_part_data_is_not_counted_as_headers() {
+        let data = vec![7u8; 3 * MAX_PART_HEADER_BYTES as usize];
+        let body = body("x", &[&data, b"second"]);
+        let chunks: Vec<Result<Bytes, std::convert::Infallible>> = body
+            .chunks(64 * 1024)
+            .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+            .collect();
+        let mut reader = PartReader::new(futures::stream::iter(chunks), "x");
+
+        let mut sizes = Vec::new();
+        while let Some(mut part) = reader.next_part().await.expect("reads") {
+            let mut size = 0;
+            while let Some(chunk) = part.chunk().await.expect("chunk") {
+                size += chunk.len();
+            }
+            sizes.push(size);
+        }
+        assert_eq!(sizes, [data.len(), 6]);
     }
 
     #[tokio::test]

@@ -124,6 +124,9 @@ async fn receive_parts(
     while let Some(mut part) = reader.next_part().await? {
         let content_type = part.content_type()?;
         if let Some(media) = content_type.filter(|m| m.essence() != "application/dicom") {
+            // Read past the part here, so its bytes do not count as the
+            // next part's headers.
+            while part.chunk().await?.is_some() {}
             parts.push(ReceivedPart::Invalid(format!(
                 "part {} has content type {}; only application/dicom parts can be stored",
                 part.number,
