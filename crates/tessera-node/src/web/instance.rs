@@ -1,7 +1,7 @@
 //! Finding stored instances by their UIDs and reading their bytes through
 //! [`Node::read_blob`], which verifies every chunk against the blob's hash.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use dicom_object::file::ReadPreamble;
@@ -9,7 +9,7 @@ use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use tessera_blob::BlobId;
 use tessera_catalog::StoredInstance;
 use tessera_proto::v1::InstanceAttributes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::WebError;
 use crate::node::Node;
@@ -97,19 +97,60 @@ pub fn stream(
     receiver
 }
 
+/// Maximum number of MiB of whole instances, counted with what is parsed
+/// from them, that the requests of one node process may hold in memory
+/// together. Without a bound, memory grew with every concurrent request.
+///
+/// NOTE: a fixed size, not yet a configuration setting. An instance larger
+/// than it still loads, alone.
+const WHOLE_INSTANCE_BUDGET_MIB: u32 = 1024;
+
+/// The node-wide budget of [`WHOLE_INSTANCE_BUDGET_MIB`], one permit per MiB.
+fn whole_instance_budget() -> Arc<Semaphore> {
+    static BUDGET: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    let budget =
+        BUDGET.get_or_init(|| Arc::new(Semaphore::new(WHOLE_INSTANCE_BUDGET_MIB as usize)));
+    budget.clone()
+}
+
+/// The bytes of one whole instance and its share of the node's memory
+/// budget, which returns once this and what was parsed from it are dropped.
+pub struct WholeInstance {
+    pub bytes: Vec<u8>,
+    pub permit: OwnedSemaphorePermit,
+}
+
 /// Reads a whole instance into memory, for the paths that must parse it
 /// (metadata, frames, rendering); one instance at a time, never a study.
+/// Waits while other requests hold the node's whole-instance budget.
 ///
 /// TODO: a multi-GiB multi-frame instance is held whole in memory to serve
 /// one frame or its metadata. Reading up to Pixel Data and then seeking to
 /// the frame's fragments would bound that.
-pub async fn read_all(node: &Arc<Node>, instance: &StoredInstance) -> Result<Vec<u8>, WebError> {
+pub async fn read_all(
+    node: &Arc<Node>,
+    instance: &StoredInstance,
+) -> Result<WholeInstance, WebError> {
+    let permit = whole_instance_budget()
+        .acquire_many_owned(budget_share(instance.stored.size))
+        .await
+        .expect("the whole-instance budget is never closed");
+
     let mut bytes = Vec::with_capacity(instance.stored.size as usize);
     let mut chunks = stream(node, instance);
     while let Some(chunk) = chunks.recv().await {
         bytes.extend_from_slice(&chunk?);
     }
-    Ok(bytes)
+    Ok(WholeInstance { bytes, permit })
+}
+
+/// Returns the MiB of the budget that an instance of `size` bytes takes:
+/// twice its size, because its bytes and the object parsed from them are in
+/// memory together. The share is at most the whole budget, so that an
+/// instance larger than the budget waits for the others instead of forever.
+fn budget_share(size: u64) -> u32 {
+    let mib = 2 * size.div_ceil(1024 * 1024).max(1);
+    mib.min(WHOLE_INSTANCE_BUDGET_MIB as u64) as u32
 }
 
 /// Parses a Part 10 instance, including its Pixel Data.
@@ -134,4 +175,37 @@ pub fn parse_header(uid: &str, bytes: &[u8]) -> Result<DefaultDicomObject, WebEr
             uid: uid.to_string(),
             reason: error.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_share_is_twice_the_size_in_whole_mib() {
+        assert_eq!(budget_share(0), 2);
+        assert_eq!(budget_share(1), 2);
+        assert_eq!(budget_share(1024 * 1024 + 1), 4);
+    }
+
+    #[test]
+    fn oversized_instance_takes_the_whole_budget() {
+        let size = (WHOLE_INSTANCE_BUDGET_MIB as u64 + 500) * 1024 * 1024;
+
+        assert_eq!(budget_share(size), WHOLE_INSTANCE_BUDGET_MIB);
+    }
+
+    #[tokio::test]
+    async fn budget_is_returned_with_the_permit() {
+        let share = budget_share(300 * 1024 * 1024);
+        let first = whole_instance_budget().acquire_many_owned(share).await;
+        let taken = whole_instance_budget().available_permits();
+        drop(first);
+
+        assert_eq!(taken, (WHOLE_INSTANCE_BUDGET_MIB - share) as usize);
+        assert_eq!(
+            whole_instance_budget().available_permits(),
+            WHOLE_INSTANCE_BUDGET_MIB as usize
+        );
+    }
 }

@@ -117,14 +117,14 @@ async fn instance_json(
     stored: &StoredInstance,
 ) -> Result<Value, WebError> {
     let attributes = instance::attributes(stored);
-    let bytes = instance::read_all(node, stored).await?;
+    let whole = instance::read_all(node, stored).await?;
     let uid = &attributes.sop_instance_uid;
     // An instance whose Pixel Data cannot be parsed still has metadata.
-    let object = match instance::parse(uid, &bytes) {
+    let object = match instance::parse(uid, &whole.bytes) {
         Ok(object) => object,
         Err(error) => {
             tracing::debug!(instance = %uid, %error, "metadata without pixel data");
-            instance::parse_header(uid, &bytes)?
+            instance::parse_header(uid, &whole.bytes)?
         }
     };
 

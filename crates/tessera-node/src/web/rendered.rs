@@ -142,7 +142,7 @@ async fn rendered(
 ) -> Result<Response, WebError> {
     let options = render_options(&query, &headers, thumbnail)?;
     let uid = path.2.clone();
-    let (_, object) = load(&node, path).await.map_err(|error| match error {
+    let (_, object, _permit) = load(&node, path).await.map_err(|error| match error {
         WebError::Unreadable { uid, reason } => WebError::Unrenderable { uid, reason },
         other => other,
     })?;

@@ -12,6 +12,7 @@ use dicom_core::Tag;
 use dicom_object::DefaultDicomObject;
 use tessera_catalog::StoredInstance;
 use tessera_web_parse::{parse_accept, AcceptEntry};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::frames::{self, FrameEncoding};
 use super::instance::{self, Selection};
@@ -170,11 +171,12 @@ async fn send_instances(
     let _ = sender.send(Ok(multipart.close())).await;
 }
 
-/// Loads and parses one instance named by a request path.
+/// Loads and parses one instance named by a request path. The permit keeps
+/// the instance's share of the node's memory budget while the object lives.
 pub(super) async fn load(
     node: &Arc<Node>,
     (study, series, instance): (String, String, String),
-) -> Result<(StoredInstance, DefaultDicomObject), WebError> {
+) -> Result<(StoredInstance, DefaultDicomObject, OwnedSemaphorePermit), WebError> {
     node.read_barrier().await?;
     let selection = Selection {
         study,
@@ -182,9 +184,9 @@ pub(super) async fn load(
         instance: Some(instance.clone()),
     };
     let stored = instance::select(node, &selection)?.remove(0);
-    let bytes = instance::read_all(node, &stored).await?;
-    let object = instance::parse(&instance, &bytes)?;
-    Ok((stored, object))
+    let whole = instance::read_all(node, &stored).await?;
+    let object = instance::parse(&instance, &whole.bytes)?;
+    Ok((stored, object, whole.permit))
 }
 
 pub async fn bulkdata(
@@ -193,7 +195,7 @@ pub async fn bulkdata(
 ) -> Result<Response, WebError> {
     let tag = parse_tag(&tag)?;
     let uid = instance.clone();
-    let (_, object) = load(&node, (study, series, instance)).await?;
+    let (_, object, _permit) = load(&node, (study, series, instance)).await?;
 
     let element = object.element(tag).map_err(|_| WebError::NotFound {
         what: "bulk data attribute",
@@ -251,7 +253,7 @@ pub async fn frames(
 ) -> Result<Response, WebError> {
     let numbers = parse_frame_list(&list)?;
     let uid = instance.clone();
-    let (stored, object) = load(&node, (study, series, instance)).await?;
+    let (stored, object, _permit) = load(&node, (study, series, instance)).await?;
     let syntax = instance::attributes(&stored).transfer_syntax_uid;
     let encoding = FrameEncoding::of(&syntax);
     negotiate_frames(&headers, &encoding)?;
