@@ -34,7 +34,7 @@ async fn same_uid_same_bytes_once_different_bytes_rejected() {
     assert!(
         conflict[0]
             .reason
-            .contains("already stored with different bytes"),
+            .contains("already stored with another data set"),
         "{}",
         conflict[0].reason
     );

@@ -384,9 +384,8 @@ enum StoreFailure {
 
 fn conflict_reason(sop_uid: &str, existing_blob: &[u8]) -> String {
     format!(
-        "SOP Instance UID {sop_uid} is already stored with different bytes (blob {}); \
-         the stored instance is kept. Give the new instance a new SOP Instance UID, \
-         or delete the stored one first",
+        "SOP Instance UID {sop_uid} is already stored with another data set or transfer syntax (blob {}); \
+         the stored instance is kept. Give the changed instance a new SOP Instance UID",
         hex::encode(existing_blob)
     )
 }

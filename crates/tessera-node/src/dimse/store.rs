@@ -171,10 +171,17 @@ fn status_of(session: &Session, result: &IngestResult, sop_instance: &str) -> (u
                 "archive unavailable, retry later".into(),
             )
         }
-        _ if is_conflict(session, result, sop_instance) => (
-            status::DUPLICATE_SOP_INSTANCE,
-            format!("different bytes already stored for {sop_instance}"),
-        ),
+        _ if is_conflict(session, result, sop_instance) => {
+            tracing::info!(
+                reason = %result.reason,
+                instance = %sop_instance,
+                "C-STORE rejected, another data set is stored under this SOP Instance UID"
+            );
+            (
+                status::DUPLICATE_SOP_INSTANCE,
+                format!("another data set is already stored for {sop_instance}"),
+            )
+        }
         _ => {
             tracing::info!(reason = %result.reason, instance = %sop_instance, "C-STORE rejected");
             (status::CANNOT_UNDERSTAND, result.reason.clone())
