@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use sha2::{Digest, Sha256};
 use tessera_proto::v1::cluster_client::ClusterClient;
@@ -101,6 +102,12 @@ async fn tour(
     ));
     figures.first_store = store::store_files(everyone, files, 4, true).await?;
     store::print_summary_brief(&figures.first_store);
+    let rejections = args.dir.join("rejected.tsv");
+    write_rejections(&rejections, &figures.first_store)?;
+    println!(
+        "  every rejection with its reason: {}",
+        rejections.display()
+    );
     let stored = figures.first_store.instances.clone();
 
     step("retrieving every stored instance and comparing bytes with its source file");
@@ -318,6 +325,17 @@ async fn wait_caught_up(cluster: &ClusterAddr, node: u64, timeout: Duration) -> 
     }
 }
 
+/// Writes one line per rejected file: its path, a tab, the reason.
+fn write_rejections(path: &Path, summary: &StoreSummary) -> anyhow::Result<()> {
+    let lines: String = summary
+        .rejected
+        .iter()
+        .map(|(file, reason)| format!("{file}\t{reason}\n"))
+        .collect();
+    std::fs::write(path, lines)
+        .with_context(|| format!("failed to write the rejection list {}", path.display()))
+}
+
 fn print_summary(f: &Figures) {
     let s = &f.first_store;
     println!("\n================ summary ================");
@@ -330,7 +348,7 @@ fn print_summary(f: &Figures) {
         s.already_stored
     );
     println!(
-        "rejected (bad input)     {} files, each with its reason above",
+        "rejected                 {} files, each with a reason (rejected.tsv)",
         s.rejected.len()
     );
     println!("byte-identical, 3 nodes  {}", f.verified_before);
