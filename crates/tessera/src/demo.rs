@@ -186,8 +186,8 @@ async fn tour(
     step(&format!("restarting node {leader}"));
     let restarted_at = Instant::now();
     cluster::start_node(&cluster.dir, leader).await?;
-    // A survivor answers: the restarted node's own view lags until it has
-    // caught up, so it cannot judge that by itself.
+    // The status comes from a survivor, because the restarted node's own view
+    // lags until it has caught up.
     wait_caught_up(&survivors, leader, Duration::from_secs(120)).await?;
     figures.caught_up_after = restarted_at.elapsed();
     println!(
