@@ -86,7 +86,7 @@ impl Default for NodeConfig {
             replication_factor: 3,
             write_quorum: 0,
             heartbeat_interval: Duration::from_millis(100),
-            election_timeout: Duration::from_millis(750),
+            election_timeout: Duration::from_millis(500),
             repair_grace: Duration::from_secs(60),
             repair_interval: Duration::from_secs(5),
             chunk_size: ByteSize::mib(4),
