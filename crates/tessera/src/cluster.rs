@@ -279,13 +279,17 @@ impl LocalCluster {
     }
 
     /// Reaps children that exited and returns their pids and exit statuses.
+    /// Returns the node processes that exited since the last call, each once,
+    /// and stops tracking them.
     fn exited(&mut self) -> Vec<(u32, String)> {
         let mut gone = Vec::new();
-        for child in &mut self.children {
-            if let Ok(Some(status)) = child.try_wait() {
+        self.children.retain_mut(|child| match child.try_wait() {
+            Ok(Some(status)) => {
                 gone.push((child.id(), status.to_string()));
+                false
             }
-        }
+            _ => true,
+        });
         gone
     }
 }

@@ -47,6 +47,9 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if prints_listing(&cli.command) {
+        restore_default_sigpipe();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,4 +86,24 @@ mod tests {
     fn cli_definition_is_valid() {
         super::Cli::command().debug_assert();
     }
+}
+
+/// True for the commands whose output is a listing that people pipe into
+/// `head` or `grep`.
+fn prints_listing(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Find(_) | Command::Watch(_) | Command::Cluster(cluster::ClusterCommand::Status(_))
+    )
+}
+
+/// Lets a closed stdout pipe end the process quietly, as it does for other
+/// command-line tools, instead of a panic in `println!`. Servers keep Rust's
+/// default, which ignores SIGPIPE.
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+
+    // SAFETY: runs before any other thread exists, and SIG_DFL installs no
+    // handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
