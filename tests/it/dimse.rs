@@ -126,6 +126,13 @@ async fn dimse_store_peers_and_bad_input() {
         assert_eq!(stored_attributes["ts"], attributes["ts"], "{path}");
     }
 
+    eprintln!("phase: the change feed names the calling AE title of each C-STORE");
+    let actors = stored_event_actors(&node2.grpc_addr).await;
+    assert_eq!(actors.len(), paths.len(), "{actors:?}");
+    for actor in &actors {
+        assert_eq!(actor, "STORESCU", "{actors:?}");
+    }
+
     eprintln!("phase: data sets sent byte for byte come back byte for byte");
     let raw_copies: Vec<String> = [
         ("JPGExtended.dcm", "85000003"),
@@ -287,4 +294,38 @@ fn tessera_dicom_attributes(file: &[u8]) -> BTreeMap<&'static str, String> {
         ("sop", lines.next().unwrap_or_default().trim().to_string()),
         ("ts", lines.next().unwrap_or_default().trim().to_string()),
     ])
+}
+
+/// Calling AE titles recorded on the InstanceStored events applied so far,
+/// "(not an AE title)" for any other kind of actor.
+async fn stored_event_actors(addr: &str) -> Vec<String> {
+    use futures::StreamExt;
+    use tessera_proto::v1::{actor, event, WatchRequest};
+
+    let applied = status(addr).await.last_applied;
+    let mut feed = archive(addr)
+        .await
+        .watch(WatchRequest { from_index: 1 })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut actors = Vec::new();
+    loop {
+        let entry = feed.next().await.expect("feed continues").expect("entry");
+        let kind = match entry.event {
+            Some(event) if matches!(event.body, Some(event::Body::InstanceStored(_))) => {
+                Some(event.actor.and_then(|a| a.kind))
+            }
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            actors.push(match kind {
+                Some(actor::Kind::AeTitle(ae)) => ae,
+                _ => "(not an AE title)".to_string(),
+            });
+        }
+        if entry.index >= applied {
+            return actors;
+        }
+    }
 }

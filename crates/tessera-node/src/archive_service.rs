@@ -154,7 +154,9 @@ async fn ingest_stream(
                     .take()
                     .ok_or_else(|| Status::invalid_argument("end before begin"))?;
                 let (manifest, spool) = incoming.finish()?;
-                let result = node.store(label, manifest, spool).await;
+                // Clients do not authenticate yet, so the receiving node is the actor.
+                let actor = actor::Kind::NodeId(node.id());
+                let result = node.store(actor, label, manifest, spool).await;
                 if sender.send(Ok(result)).await.is_err() {
                     return Ok(());
                 }

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tessera_blob::{placement, BlobId, Manifest};
 use tessera_catalog::{NodeId, Outcome};
 use tessera_proto::internal::v1::{put_blob_request, PutBlobRequest};
-use tessera_proto::v1::{event, Actor, Event, IngestResult, IngestStatus, InstanceStored};
+use tessera_proto::v1::{actor, event, Actor, Event, IngestResult, IngestStatus, InstanceStored};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -25,8 +25,11 @@ const REPLICA_TIMEOUT_PER_64MIB: Duration = Duration::from_secs(30);
 impl Node {
     /// Stores one received instance and reports the outcome. Returns no error:
     /// every problem becomes the instance's result, with a status and reason.
+    /// `actor` is who sent it (a calling AE title, a user, or this node), and
+    /// goes into the `InstanceStored` event for the audit trail.
     pub async fn store(
         self: &Arc<Self>,
+        actor: actor::Kind,
         label: String,
         manifest: Manifest,
         spool: Spool,
@@ -40,7 +43,7 @@ impl Node {
         };
 
         let outcome = self
-            .store_inner(&mut result, manifest, Arc::new(spool))
+            .store_inner(actor, &mut result, manifest, Arc::new(spool))
             .await;
         let (status, reason) = match outcome {
             Ok(status) => (status, String::new()),
@@ -56,6 +59,7 @@ impl Node {
 
     async fn store_inner(
         self: &Arc<Self>,
+        actor: actor::Kind,
         result: &mut IngestResult,
         manifest: Manifest,
         spool: Arc<Spool>,
@@ -86,7 +90,7 @@ impl Node {
                 .write_replicas(&manifest, &spool)
                 .await
                 .map_err(StoreFailure::Unavailable)?;
-            self.commit_instance(result, attributes, &manifest, replicas, &spool)
+            self.commit_instance(actor, result, attributes, &manifest, replicas, &spool)
                 .await
         }
         .instrument(span)
@@ -192,6 +196,7 @@ impl Node {
 
     async fn commit_instance(
         self: &Arc<Self>,
+        actor: actor::Kind,
         result: &mut IngestResult,
         attributes: tessera_dicom::IndexAttributes,
         manifest: &Manifest,
@@ -201,7 +206,7 @@ impl Node {
         let sop_uid = attributes.sop_instance_uid.clone();
         let event = Event {
             actor: Some(Actor {
-                kind: Some(tessera_proto::v1::actor::Kind::NodeId(self.id())),
+                kind: Some(actor),
                 reason: String::new(),
             }),
             body: Some(event::Body::InstanceStored(InstanceStored {

@@ -108,7 +108,8 @@ async fn store_instance(
     }
 
     let label = format!("C-STORE from {}", session.calling_ae);
-    let result = session.node.store(label, manifest, spool).await;
+    let actor = tessera_proto::v1::actor::Kind::AeTitle(session.calling_ae.clone());
+    let result = session.node.store(actor, label, manifest, spool).await;
     tracing::debug!(instance = %sop_instance, status = result.status, "C-STORE finished");
     status_of(session, &result, sop_instance)
 }

@@ -183,7 +183,10 @@ async fn store_part(
         return outcome;
     }
 
-    let result = node.store(format!("part {number}"), manifest, spool).await;
+    let actor = tessera_proto::v1::actor::Kind::NodeId(node.id());
+    let result = node
+        .store(actor, format!("part {number}"), manifest, spool)
+        .await;
     outcome.failure = failure_of(&result);
     outcome
 }
