@@ -368,7 +368,7 @@ fn parse_matchers(
     level: Level,
     keys: &BTreeMap<String, String>,
 ) -> Result<Vec<(String, Matcher)>, CatalogError> {
-    let allowed = level_keywords(level);
+    let allowed = level.keywords();
     let mut matchers = Vec::new();
     for (keyword, value) in keys {
         if !allowed.contains(&keyword.as_str()) {
@@ -445,12 +445,15 @@ const INSTANCE_KEYS: [&str; 9] = [
     "Modality",
 ];
 
-fn level_keywords(level: Level) -> &'static [&'static str] {
-    match level {
-        Level::Patient => &PATIENT_KEYS,
-        Level::Study => &STUDY_KEYS,
-        Level::Series => &SERIES_KEYS,
-        Level::Instance => &INSTANCE_KEYS,
+impl Level {
+    /// Keywords of the attributes that queries at this level match and return.
+    pub fn keywords(self) -> &'static [&'static str] {
+        match self {
+            Level::Patient => &PATIENT_KEYS,
+            Level::Study => &STUDY_KEYS,
+            Level::Series => &SERIES_KEYS,
+            Level::Instance => &INSTANCE_KEYS,
+        }
     }
 }
 

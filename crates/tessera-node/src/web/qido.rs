@@ -21,35 +21,6 @@ use super::metadata::negotiate_json;
 use super::{base_url, resource_url, WebError};
 use crate::node::Node;
 
-/// Attributes the catalog matches at the study level.
-const STUDY_KEYS: &[&str] = &[
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "StudyDescription",
-    "StudyID",
-    "ReferringPhysicianName",
-    "ModalitiesInStudy",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
-];
-
-/// Attributes the catalog matches at the series level.
-const SERIES_KEYS: &[&str] = &[
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "Modality",
-    "SeriesDescription",
-    "SeriesNumber",
-    "NumberOfSeriesRelatedInstances",
-];
-
 /// Attributes the catalog matches at the instance level.
 const INSTANCE_KEYS: &[&str] = &[
     "StudyInstanceUID",
@@ -211,8 +182,8 @@ impl Search {
 
     fn level_keys(&self) -> &'static [&'static str] {
         match self.level {
-            Level::Study | Level::Patient => STUDY_KEYS,
-            Level::Series => SERIES_KEYS,
+            Level::Study | Level::Patient => Level::Study.keywords(),
+            Level::Series => Level::Series.keywords(),
             Level::Instance => INSTANCE_KEYS,
         }
     }
@@ -228,9 +199,9 @@ impl Search {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
-        let study_keys = parent_keys(STUDY_KEYS);
+        let study_keys = parent_keys(Level::Study.keywords());
         let series_keys = match self.level {
-            Level::Instance => parent_keys(SERIES_KEYS),
+            Level::Instance => parent_keys(Level::Series.keywords()),
             _ => Record::new(),
         };
         let level_keys: Record = keys
