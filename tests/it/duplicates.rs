@@ -84,8 +84,8 @@ async fn concurrent_duplicate_stores_have_one_winner() {
     assert_eq!(page.total, 1);
 }
 
-/// The same instance as another writer would package it: a different
-/// preamble and Implementation Class UID, the data set unchanged.
+/// Repackages an instance as another writer would: a different preamble and
+/// Implementation Class UID, the data set unchanged.
 fn repackage(file: &[u8]) -> Vec<u8> {
     let mut bytes = file.to_vec();
     bytes[..128].fill(0x20);

@@ -5,7 +5,7 @@
 //! C-STORE SCP writes its own meta group around the data set it receives, so
 //! an instance imported as a file and then sent again by a modality arrives
 //! with different bytes. Comparing the transfer syntax and the data set bytes
-//! tells such a resend apart from a real conflict.
+//! distinguishes such a resend from a real conflict.
 
 use sha2::{Digest, Sha256};
 

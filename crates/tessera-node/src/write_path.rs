@@ -120,10 +120,10 @@ impl Node {
             .map(Some)
     }
 
-    /// Different bytes under a stored SOP Instance UID. When only the file
-    /// meta group differs (a C-STORE SCP writes its own around the data set it
-    /// receives), the instance is the one already stored; otherwise the
-    /// duplicate policy rejects it.
+    /// Resolves different bytes under a stored SOP Instance UID. A C-STORE SCP
+    /// writes its own file meta group around the data set it receives, so when
+    /// only that group differs, the instance is the one already stored.
+    /// Otherwise the duplicate policy rejects it.
     async fn resolve_conflict(
         self: &Arc<Self>,
         sop_uid: &str,

@@ -413,7 +413,7 @@ impl Association {
         limit.saturating_sub(PDV_HEADER).max(2) as usize & !1
     }
 
-    /// Answers the peer's A-RELEASE-RQ and closes the connection.
+    /// Replies to the peer's A-RELEASE-RQ and closes the connection.
     pub async fn confirm_release(mut self) -> Result<(), DimseError> {
         self.write_pdu(&Pdu::ReleaseRP).await?;
         let _ = self.stream.shutdown().await;

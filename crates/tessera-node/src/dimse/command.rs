@@ -82,7 +82,7 @@ pub fn has_data_set(command: &DataSet) -> bool {
     command.u16(COMMAND_DATA_SET_TYPE) != Some(NO_DATA_SET)
 }
 
-/// Starts a response to `request`: command field, the message id answered,
+/// Starts a response to `request`: command field, the message ID responded to,
 /// status, and the affected SOP class copied from the request.
 pub fn response(request: &DataSet, field: u16, status: u16, has_data: bool) -> DataSet {
     let mut set = DataSet::default();

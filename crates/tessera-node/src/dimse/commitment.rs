@@ -1,6 +1,6 @@
 //! Storage Commitment Push Model SCP (PS3.4 annex J).
 //!
-//! An N-ACTION asks the archive to commit to a list of instances. An
+//! An N-ACTION requests that the archive commit to a list of instances. An
 //! instance is committed once it is in the index, because the write path
 //! adds it there only after its event is committed by a Raft majority and
 //! W replicas of its blob are synced. The result goes back as an
@@ -100,11 +100,11 @@ pub async fn handle(
     }
 }
 
-/// How the requester's association took an N-EVENT-REPORT.
+/// Outcome of offering an N-EVENT-REPORT on the requester's association.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delivery {
     Delivered,
-    /// The requester answered with a failure status.
+    /// The requester responded with a failure status.
     Refused,
     /// The requester sent A-RELEASE-RQ instead of a response.
     PeerReleasing,

@@ -30,7 +30,7 @@ pub struct DimseConfig {
     /// A-ASSOCIATE-RJ (local limit exceeded).
     pub max_associations: usize,
     /// Time allowed for an A-ASSOCIATE-RQ after a connection opens, and for
-    /// the peer's answer to a request this node sends (the ARTIM timer).
+    /// the peer's response to a request this node sends (the ARTIM timer).
     #[serde(with = "humantime_serde")]
     pub artim_timeout: Duration,
     /// An association is aborted when the peer sends no PDU for this long,

@@ -305,7 +305,7 @@ fn response_identifier(
 }
 
 /// Keeps the request's character set when it can encode every value, else
-/// answers in ISO_IR 192 (UTF-8), which can.
+/// responds in ISO_IR 192 (UTF-8), which can.
 fn response_character_set(requested: &str, values: &[(Tag, VR, String)]) -> String {
     let all_ascii = values.iter().all(|(_, _, value)| value.is_ascii());
     if all_ascii {

@@ -1,6 +1,6 @@
 //! Association negotiation as acceptor: who may associate, which
 //! presentation contexts are accepted with which transfer syntax, and the
-//! A-ASSOCIATE-AC or -RJ that answers the request.
+//! A-ASSOCIATE-AC or -RJ sent in reply.
 
 use dicom_ul::pdu::{
     AssociationAC, AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,

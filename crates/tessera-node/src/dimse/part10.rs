@@ -35,7 +35,7 @@ pub fn file_header(sop_class: &str, sop_instance: &str, transfer_syntax: &str) -
 }
 
 /// Returns the length of a Part 10 file's preamble and meta group, once
-/// `prefix` holds enough bytes to tell; None while it is too short.
+/// `prefix` contains enough bytes to decide; None while it is too short.
 pub fn header_length(prefix: &[u8]) -> Option<Result<usize, String>> {
     if prefix.len() < GROUP_LENGTH_END {
         return None;

@@ -378,7 +378,7 @@ impl<'a> Progress<'a> {
         code: u16,
         comment: &str,
     ) -> Result<(), DimseError> {
-        tracing::info!(status = code, %comment, "retrieve refused");
+        tracing::info!(status = code, %comment, "retrieve rejected");
         let response = command::response(&self.command.set, self.response_field, code, false);
         let response = command::with_error_comment(response, comment);
         association

@@ -212,7 +212,7 @@ pub fn parse_window(text: &str) -> Result<(f64, f64, VoiLutFunction), String> {
 
 /// Largest viewport side in pixels. The resized image is allocated before
 /// encoding, so an unbounded viewport lets one request exhaust the node's
-/// memory: 100000x100000 asks for tens of gigabytes.
+/// memory: 100000x100000 needs tens of gigabytes.
 pub const MAX_VIEWPORT_SIDE: u32 = 4096;
 
 /// Parses `viewport=width,height`, each from 1 to [`MAX_VIEWPORT_SIDE`].
