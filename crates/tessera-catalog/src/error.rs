@@ -41,6 +41,12 @@ pub enum CatalogError {
         supported: String,
     },
 
+    #[error(
+        "sequence key {keyword} has the value '{value}', but a sequence matches through \
+         its items: send it empty, or match on an item attribute such as {keyword}.CodeValue"
+    )]
+    SequenceValue { keyword: String, value: String },
+
     #[error("query level is unspecified: use patient, study, series or instance")]
     QueryLevel,
 }

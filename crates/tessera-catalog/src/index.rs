@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use prost::Message;
 use rocksdb::{IteratorMode, DB};
-use tessera_dicom::matching::Matcher;
+use tessera_dicom::matching::{Matcher, SequenceMatcher};
+use tessera_dicom::sequences::indexed_sequence;
 use tessera_proto::v1::InstanceStored;
 use tokio::sync::watch;
 
 use crate::db::{self, index_key, join_key, prefix_key};
 use crate::projection::{self, INDEX_ACCESSION, INDEX_PATIENT_ID, INDEX_STUDY_DATE};
 use crate::records::{
-    decode, BlobRecord, InstanceRecord, PatientRecord, SeriesRecord, StudyRecord,
+    decode, sequences_of, BlobRecord, InstanceRecord, PatientRecord, Sequences, SeriesRecord,
+    StudyRecord,
 };
 use crate::{CatalogError, LogStore, StateMachine};
 
@@ -28,12 +30,22 @@ pub enum Level {
     Instance,
 }
 
-/// One page of query results, each a map from DICOM keyword to value.
+/// One page of query results.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryPage {
-    pub records: Vec<BTreeMap<String, String>>,
+    pub records: Vec<QueryRecord>,
     /// Matches before `offset` and `limit` were applied.
     pub total: u64,
+}
+
+/// One query result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryRecord {
+    /// Every attribute of the level, by DICOM keyword, several values joined by a backslash.
+    pub attributes: BTreeMap<String, String>,
+    /// The sequences that the query keys name, by keyword. Each has the items
+    /// that matched (PS3.4 C.2.2.2.6), with every indexed item attribute.
+    pub sequences: Sequences,
 }
 
 /// A stored instance as recorded in the index.
@@ -168,6 +180,11 @@ impl Catalog {
 
     /// Finds records at `level` whose attributes match every key, with the
     /// matching rules of DICOM C-FIND (PS3.4 C.2.2.2).
+    ///
+    /// A key `Sequence.Attribute` (e.g. `RequestAttributesSequence.RequestedProcedureID`)
+    /// is an item key of a sequence key, and a key `Sequence` with an empty
+    /// value requests the sequence. The item keys of one sequence must all
+    /// match within the same item, and only matching items are returned.
     pub fn query(
         &self,
         level: Level,
@@ -175,7 +192,7 @@ impl Catalog {
         offset: usize,
         limit: usize,
     ) -> Result<QueryPage, CatalogError> {
-        let matchers = parse_matchers(level, keys)?;
+        let parsed = ParsedKeys::parse(level, keys)?;
         let candidates = match level {
             Level::Patient => self.patient_rows()?,
             Level::Study => self.study_rows(keys)?,
@@ -183,9 +200,9 @@ impl Catalog {
             Level::Instance => self.instance_rows(keys)?,
         };
 
-        let matching: Vec<BTreeMap<String, String>> = candidates
+        let matching: Vec<QueryRecord> = candidates
             .into_iter()
-            .filter(|record| matches_all(&matchers, record))
+            .filter_map(|record| parsed.select(record))
             .collect();
         let total = matching.len() as u64;
         let limit = if limit == 0 { usize::MAX } else { limit };
@@ -193,7 +210,7 @@ impl Catalog {
         Ok(QueryPage { records, total })
     }
 
-    fn patient_rows(&self) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+    fn patient_rows(&self) -> Result<Vec<QueryRecord>, CatalogError> {
         let rows = self.scan_prefix(db::CF_PATIENTS, &[])?;
         rows.into_iter()
             .map(|(key, value)| decode("patient", &key, &value).map(|p| patient_attributes(&p)))
@@ -203,7 +220,7 @@ impl Catalog {
     fn study_rows(
         &self,
         keys: &BTreeMap<String, String>,
-    ) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+    ) -> Result<Vec<QueryRecord>, CatalogError> {
         let uids = match self.study_candidates(keys)? {
             Some(uids) => uids,
             None => {
@@ -277,7 +294,7 @@ impl Catalog {
     fn series_rows(
         &self,
         keys: &BTreeMap<String, String>,
-    ) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+    ) -> Result<Vec<QueryRecord>, CatalogError> {
         let prefix = match exact_value(keys, "StudyInstanceUID") {
             Some(study) if !study.contains('\\') => prefix_key(&[study]),
             _ => Vec::new(),
@@ -291,7 +308,7 @@ impl Catalog {
     fn instance_rows(
         &self,
         keys: &BTreeMap<String, String>,
-    ) -> Result<Vec<BTreeMap<String, String>>, CatalogError> {
+    ) -> Result<Vec<QueryRecord>, CatalogError> {
         if let Some(sop) = exact_value(keys, "SOPInstanceUID").filter(|v| !v.contains('\\')) {
             let found = self.instance(sop)?;
             return Ok(found.iter().map(instance_attributes).collect());
@@ -364,36 +381,139 @@ fn date_bounds(value: &str) -> Option<(String, String)> {
     Some((from.to_string(), to.to_string()))
 }
 
-fn parse_matchers(
-    level: Level,
-    keys: &BTreeMap<String, String>,
-) -> Result<Vec<(String, Matcher)>, CatalogError> {
-    let allowed = level.keywords();
-    let mut matchers = Vec::new();
-    for (keyword, value) in keys {
-        if !allowed.contains(&keyword.as_str()) {
-            return Err(CatalogError::UnsupportedKey {
-                keyword: keyword.clone(),
-                level: format!("{level:?}").to_lowercase(),
-                supported: allowed.join(", "),
-            });
-        }
-        let matcher = Matcher::parse(keyword, value).map_err(|source| CatalogError::Query {
-            keyword: keyword.clone(),
-            source,
-        })?;
-        if !matcher.is_universal() {
-            matchers.push((keyword.clone(), matcher));
-        }
-    }
-    Ok(matchers)
+/// The keys of one query, parsed once and tested against every candidate.
+struct ParsedKeys {
+    /// Matchers of the attribute keys that are not universal.
+    attributes: Vec<(String, Matcher)>,
+    /// Every sequence that the keys name, universal ones included, because
+    /// those are returned too.
+    sequences: Vec<(String, SequenceMatcher)>,
 }
 
-fn matches_all(matchers: &[(String, Matcher)], record: &BTreeMap<String, String>) -> bool {
-    matchers.iter().all(|(keyword, matcher)| {
-        let value = record.get(keyword).map(String::as_str).unwrap_or("");
-        matcher.matches(value)
+impl ParsedKeys {
+    fn parse(level: Level, keys: &BTreeMap<String, String>) -> Result<ParsedKeys, CatalogError> {
+        let mut attributes = Vec::new();
+        let mut item_keys: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (keyword, value) in keys {
+            if let Some((sequence, item)) = keyword.split_once('.') {
+                check_item_key(level, keyword, sequence, item)?;
+                let items = item_keys.entry(sequence.to_string()).or_default();
+                items.insert(item.to_string(), value.clone());
+            } else if level.sequence_keywords().contains(&keyword.as_str()) {
+                check_sequence_value(keyword, value)?;
+                item_keys.entry(keyword.clone()).or_default();
+            } else {
+                attributes.extend(parse_attribute_key(level, keyword, value)?);
+            }
+        }
+
+        let mut sequences = Vec::new();
+        for (sequence, items) in item_keys {
+            let matcher = SequenceMatcher::parse(&items).map_err(|source| CatalogError::Query {
+                keyword: sequence.clone(),
+                source,
+            })?;
+            sequences.push((sequence, matcher));
+        }
+        Ok(ParsedKeys {
+            attributes,
+            sequences,
+        })
+    }
+
+    /// Returns the record with only the requested sequences and their
+    /// matching items, or None when it does not match.
+    fn select(&self, record: QueryRecord) -> Option<QueryRecord> {
+        let attributes_match = self.attributes.iter().all(|(keyword, matcher)| {
+            let value = record.attributes.get(keyword).map(String::as_str);
+            matcher.matches(value.unwrap_or(""))
+        });
+        if !attributes_match {
+            return None;
+        }
+
+        let mut sequences = Sequences::new();
+        for (keyword, matcher) in &self.sequences {
+            let items = record.sequences.get(keyword).map(Vec::as_slice);
+            let matching = matcher.matching_items(items.unwrap_or(&[]))?;
+            sequences.insert(keyword.clone(), matching.into_iter().cloned().collect());
+        }
+        Some(QueryRecord {
+            attributes: record.attributes,
+            sequences,
+        })
+    }
+}
+
+/// Parses a key of a plain attribute, or returns None when it is universal.
+fn parse_attribute_key(
+    level: Level,
+    keyword: &str,
+    value: &str,
+) -> Result<Option<(String, Matcher)>, CatalogError> {
+    if !level.keywords().contains(&keyword) {
+        return Err(unsupported_key(level, keyword, supported_keys(level)));
+    }
+
+    let matcher = Matcher::parse(keyword, value).map_err(|source| CatalogError::Query {
+        keyword: keyword.to_string(),
+        source,
+    })?;
+    Ok((!matcher.is_universal()).then(|| (keyword.to_string(), matcher)))
+}
+
+/// Rejects an item key of a sequence that the level does not index, or of
+/// an attribute that the index does not keep in that sequence's items.
+fn check_item_key(
+    level: Level,
+    path: &str,
+    sequence: &str,
+    item: &str,
+) -> Result<(), CatalogError> {
+    let indexed = level
+        .sequence_keywords()
+        .contains(&sequence)
+        .then(|| indexed_sequence(sequence))
+        .flatten();
+    let Some(indexed) = indexed else {
+        return Err(unsupported_key(level, path, supported_keys(level)));
+    };
+
+    if indexed.item_vr(item).is_none() {
+        let items: Vec<String> = indexed
+            .item_attributes
+            .iter()
+            .map(|(_, _, keyword)| format!("{sequence}.{keyword}"))
+            .collect();
+        return Err(unsupported_key(level, path, items.join(", ")));
+    }
+    Ok(())
+}
+
+/// Rejects a value on a sequence key itself: a sequence matches through the
+/// keys of its item.
+fn check_sequence_value(keyword: &str, value: &str) -> Result<(), CatalogError> {
+    if value.trim_matches([' ', '\0']).is_empty() {
+        return Ok(());
+    }
+    Err(CatalogError::SequenceValue {
+        keyword: keyword.to_string(),
+        value: value.to_string(),
     })
+}
+
+fn unsupported_key(level: Level, keyword: &str, supported: String) -> CatalogError {
+    CatalogError::UnsupportedKey {
+        keyword: keyword.to_string(),
+        level: format!("{level:?}").to_lowercase(),
+        supported,
+    }
+}
+
+/// Lists the attribute and sequence keywords of a level, for error messages.
+fn supported_keys(level: Level) -> String {
+    let keywords = level.keywords().iter().chain(level.sequence_keywords());
+    keywords.copied().collect::<Vec<&str>>().join(", ")
 }
 
 const PATIENT_KEYS: [&str; 7] = [
@@ -445,6 +565,21 @@ const INSTANCE_KEYS: [&str; 9] = [
     "Modality",
 ];
 
+/// Indexed sequences by level. Study rows carry the patient's sequence as
+/// they carry the patient's other attributes, because Study Root queries
+/// match on patient attributes at the study level.
+const PATIENT_SEQUENCES: [&str; 1] = ["OtherPatientIDsSequence"];
+
+const STUDY_SEQUENCES: [&str; 3] = [
+    "OtherPatientIDsSequence",
+    "ProcedureCodeSequence",
+    "ReferencedStudySequence",
+];
+
+const SERIES_SEQUENCES: [&str; 1] = ["RequestAttributesSequence"];
+
+const INSTANCE_SEQUENCES: [&str; 1] = ["ConceptNameCodeSequence"];
+
 impl Level {
     /// Keywords of the attributes that queries at this level match and return.
     pub fn keywords(self) -> &'static [&'static str] {
@@ -455,82 +590,110 @@ impl Level {
             Level::Instance => &INSTANCE_KEYS,
         }
     }
+
+    /// Keywords of the sequences that queries at this level match and
+    /// return. [`tessera_dicom::sequences`] lists their item attributes.
+    pub fn sequence_keywords(self) -> &'static [&'static str] {
+        match self {
+            Level::Patient => &PATIENT_SEQUENCES,
+            Level::Study => &STUDY_SEQUENCES,
+            Level::Series => &SERIES_SEQUENCES,
+            Level::Instance => &INSTANCE_SEQUENCES,
+        }
+    }
 }
 
-fn record(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
-    pairs
+fn record(pairs: &[(&str, String)], sequences: &Sequences) -> QueryRecord {
+    let attributes = pairs
         .iter()
         .map(|(key, value)| (key.to_string(), value.clone()))
-        .collect()
+        .collect();
+    QueryRecord {
+        attributes,
+        sequences: sequences.clone(),
+    }
 }
 
-fn patient_attributes(p: &PatientRecord) -> BTreeMap<String, String> {
-    record(&[
-        ("PatientID", p.patient_id.clone()),
-        ("IssuerOfPatientID", p.issuer_of_patient_id.clone()),
-        ("PatientName", p.patient_name.clone()),
-        ("PatientBirthDate", p.patient_birth_date.clone()),
-        ("PatientSex", p.patient_sex.clone()),
-        ("NumberOfPatientRelatedStudies", p.study_count.to_string()),
-        (
-            "NumberOfPatientRelatedInstances",
-            p.instance_count.to_string(),
-        ),
-    ])
+fn patient_attributes(p: &PatientRecord) -> QueryRecord {
+    record(
+        &[
+            ("PatientID", p.patient_id.clone()),
+            ("IssuerOfPatientID", p.issuer_of_patient_id.clone()),
+            ("PatientName", p.patient_name.clone()),
+            ("PatientBirthDate", p.patient_birth_date.clone()),
+            ("PatientSex", p.patient_sex.clone()),
+            ("NumberOfPatientRelatedStudies", p.study_count.to_string()),
+            (
+                "NumberOfPatientRelatedInstances",
+                p.instance_count.to_string(),
+            ),
+        ],
+        &p.sequences,
+    )
 }
 
-fn study_attributes(s: &StudyRecord) -> BTreeMap<String, String> {
+fn study_attributes(s: &StudyRecord) -> QueryRecord {
     let modalities: Vec<&str> = s.modalities.iter().map(String::as_str).collect();
-    record(&[
-        ("PatientID", s.patient_id.clone()),
-        ("IssuerOfPatientID", s.issuer_of_patient_id.clone()),
-        ("PatientName", s.patient_name.clone()),
-        ("PatientBirthDate", s.patient_birth_date.clone()),
-        ("PatientSex", s.patient_sex.clone()),
-        ("StudyInstanceUID", s.study_instance_uid.clone()),
-        ("StudyDate", s.study_date.clone()),
-        ("StudyTime", s.study_time.clone()),
-        ("AccessionNumber", s.accession_number.clone()),
-        ("StudyDescription", s.study_description.clone()),
-        ("StudyID", s.study_id.clone()),
-        ("ReferringPhysicianName", s.referring_physician_name.clone()),
-        ("ModalitiesInStudy", modalities.join("\\")),
-        ("NumberOfStudyRelatedSeries", s.series_count.to_string()),
-        (
-            "NumberOfStudyRelatedInstances",
-            s.instance_count.to_string(),
-        ),
-    ])
+    record(
+        &[
+            ("PatientID", s.patient_id.clone()),
+            ("IssuerOfPatientID", s.issuer_of_patient_id.clone()),
+            ("PatientName", s.patient_name.clone()),
+            ("PatientBirthDate", s.patient_birth_date.clone()),
+            ("PatientSex", s.patient_sex.clone()),
+            ("StudyInstanceUID", s.study_instance_uid.clone()),
+            ("StudyDate", s.study_date.clone()),
+            ("StudyTime", s.study_time.clone()),
+            ("AccessionNumber", s.accession_number.clone()),
+            ("StudyDescription", s.study_description.clone()),
+            ("StudyID", s.study_id.clone()),
+            ("ReferringPhysicianName", s.referring_physician_name.clone()),
+            ("ModalitiesInStudy", modalities.join("\\")),
+            ("NumberOfStudyRelatedSeries", s.series_count.to_string()),
+            (
+                "NumberOfStudyRelatedInstances",
+                s.instance_count.to_string(),
+            ),
+        ],
+        &s.sequences,
+    )
 }
 
-fn series_attributes(s: &SeriesRecord) -> BTreeMap<String, String> {
-    record(&[
-        ("StudyInstanceUID", s.study_instance_uid.clone()),
-        ("SeriesInstanceUID", s.series_instance_uid.clone()),
-        ("Modality", s.modality.clone()),
-        ("SeriesDescription", s.series_description.clone()),
-        ("SeriesNumber", s.series_number.clone()),
-        (
-            "NumberOfSeriesRelatedInstances",
-            s.instance_count.to_string(),
-        ),
-    ])
+fn series_attributes(s: &SeriesRecord) -> QueryRecord {
+    record(
+        &[
+            ("StudyInstanceUID", s.study_instance_uid.clone()),
+            ("SeriesInstanceUID", s.series_instance_uid.clone()),
+            ("Modality", s.modality.clone()),
+            ("SeriesDescription", s.series_description.clone()),
+            ("SeriesNumber", s.series_number.clone()),
+            (
+                "NumberOfSeriesRelatedInstances",
+                s.instance_count.to_string(),
+            ),
+        ],
+        &s.sequences,
+    )
 }
 
-fn instance_attributes(instance: &StoredInstance) -> BTreeMap<String, String> {
+fn instance_attributes(instance: &StoredInstance) -> QueryRecord {
     let a = instance.stored.attributes.clone().unwrap_or_default();
+    let sequences = sequences_of(&a, Level::Instance.sequence_keywords());
     let count = |n: u32| if n == 0 { String::new() } else { n.to_string() };
-    record(&[
-        ("StudyInstanceUID", a.study_instance_uid),
-        ("SeriesInstanceUID", a.series_instance_uid),
-        ("SOPInstanceUID", a.sop_instance_uid),
-        ("SOPClassUID", a.sop_class_uid),
-        ("InstanceNumber", a.instance_number),
-        ("NumberOfFrames", count(a.number_of_frames)),
-        ("Rows", count(a.rows)),
-        ("Columns", count(a.columns)),
-        ("Modality", a.modality),
-    ])
+    record(
+        &[
+            ("StudyInstanceUID", a.study_instance_uid),
+            ("SeriesInstanceUID", a.series_instance_uid),
+            ("SOPInstanceUID", a.sop_instance_uid),
+            ("SOPClassUID", a.sop_class_uid),
+            ("InstanceNumber", a.instance_number),
+            ("NumberOfFrames", count(a.number_of_frames)),
+            ("Rows", count(a.rows)),
+            ("Columns", count(a.columns)),
+            ("Modality", a.modality),
+        ],
+        &sequences,
+    )
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ mod state_machine;
 mod types;
 
 pub use error::CatalogError;
-pub use index::{Catalog, Level, OpenedCatalog, QueryPage, StoredInstance};
+pub use index::{Catalog, Level, OpenedCatalog, QueryPage, QueryRecord, StoredInstance};
 pub use log_store::LogStore;
-pub use records::{BlobRecord, PatientRecord, SeriesRecord, StudyRecord};
+pub use records::{BlobRecord, PatientRecord, Sequences, SeriesRecord, StudyRecord};
 pub use state_machine::StateMachine;
 pub use types::{ApplyResult, NodeAddr, NodeId, Outcome, Proposal, Raft, TypeConfig};
 

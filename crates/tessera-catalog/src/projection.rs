@@ -8,8 +8,10 @@ use tessera_dicom::matching::normalize_person_name;
 use tessera_proto::v1::{event::Body, Event, InstanceStored};
 
 use crate::db::{self, join_key, prefix_key};
+use crate::index::Level;
 use crate::records::{
-    decode, encode, BlobRecord, InstanceRecord, PatientRecord, SeriesRecord, StudyRecord,
+    decode, encode, sequences_of, BlobRecord, InstanceRecord, PatientRecord, SeriesRecord,
+    StudyRecord,
 };
 use crate::types::Outcome;
 use crate::CatalogError;
@@ -129,6 +131,7 @@ fn add_to_series(
         modality: attributes.modality.clone(),
         series_description: attributes.series_description.clone(),
         series_number: attributes.series_number.clone(),
+        sequences: sequences_of(attributes, Level::Series.sequence_keywords()),
         ..SeriesRecord::default()
     });
 
@@ -177,6 +180,7 @@ fn new_study_record(attributes: &tessera_proto::v1::InstanceAttributes) -> Study
         study_description: attributes.study_description.clone(),
         study_id: attributes.study_id.clone(),
         referring_physician_name: attributes.referring_physician_name.clone(),
+        sequences: sequences_of(attributes, Level::Study.sequence_keywords()),
         ..StudyRecord::default()
     }
 }
@@ -214,6 +218,7 @@ fn add_to_patient(
         patient_name: attributes.patient_name.clone(),
         patient_birth_date: attributes.patient_birth_date.clone(),
         patient_sex: attributes.patient_sex.clone(),
+        sequences: sequences_of(attributes, Level::Patient.sequence_keywords()),
         ..PatientRecord::default()
     });
 

@@ -17,6 +17,9 @@ use crate::charset;
 use crate::error::DicomError;
 use crate::length_check;
 use crate::recording::RecordingReader;
+use crate::sequences::{
+    IndexedSequence, SequenceAttribute, SequenceItem, INDEXED_SEQUENCES, MAX_INDEXED_ITEMS,
+};
 use crate::uid::is_valid_uid;
 
 /// Size of the Part 10 preamble that precedes the "DICM" magic code.
@@ -81,6 +84,11 @@ pub struct IndexAttributes {
     pub rows: u32,
     /// Columns, 0 when absent or not a number.
     pub columns: u32,
+    /// The indexed sequences ([`INDEXED_SEQUENCES`]) that the instance
+    /// contains, in that order, with at most [`MAX_INDEXED_ITEMS`] items
+    /// each. An item keeps the indexed attributes it contains, decoded like
+    /// the text attributes above.
+    pub sequences: Vec<SequenceAttribute>,
 }
 
 /// Parses a DICOM Part 10 file (128-byte preamble + "DICM" + file meta group) from memory,
@@ -128,13 +136,24 @@ fn read_index_attributes_sized<R: Read>(
     let mut recorder = RecordingReader::new(&mut reader);
     check_preamble(&mut recorder)?;
 
-    let keep: Vec<Tag> = TEXT_ATTRIBUTES.iter().map(|(tag, _, _)| *tag).collect();
-    let scan = length_check::scan(&mut recorder, size, &keep)?;
+    let root: Vec<Tag> = TEXT_ATTRIBUTES.iter().map(|(tag, _, _)| *tag).collect();
+    let in_items: Vec<(Tag, Tag)> = INDEXED_SEQUENCES
+        .iter()
+        .flat_map(|sequence| {
+            let attributes = sequence.item_attributes.iter();
+            attributes.map(|(tag, _, _)| (sequence.tag, *tag))
+        })
+        .collect();
+    let keep = length_check::Keep {
+        root: &root,
+        in_items: &in_items,
+    };
+    let scan = length_check::scan(&mut recorder, size, keep)?;
 
     let recorded = recorder.into_recorded();
     let source = Cursor::new(&recorded[PREAMBLE_LENGTH..]).chain(reader);
     let file = parse_until_pixel_data(source)?;
-    let attributes = collect_attributes(&file, &scan.raw_values)?;
+    let attributes = collect_attributes(&file, &scan)?;
 
     validate(&attributes, file.meta().media_storage_sop_instance_uid())?;
     Ok(attributes)
@@ -222,9 +241,9 @@ fn ends_early(error: &(dyn StdError + 'static)) -> bool {
 
 fn collect_attributes(
     file: &DefaultDicomObject,
-    raw_values: &BTreeMap<Tag, Vec<u8>>,
+    scan: &length_check::Scan,
 ) -> Result<IndexAttributes, DicomError> {
-    let dataset = DataSetView::new(file, raw_values)?;
+    let dataset = DataSetView::new(file, &scan.raw_values)?;
     let text = |tag, keyword| dataset.text(tag, keyword);
 
     let mut sop_class_uid = text(tags::SOP_CLASS_UID, "SOPClassUID")?;
@@ -263,6 +282,7 @@ fn collect_attributes(
         number_of_frames,
         rows,
         columns: dataset.count(tags::COLUMNS, "Columns")?.unwrap_or(0),
+        sequences: dataset.sequences(&scan.raw_item_values)?,
     })
 }
 
@@ -363,12 +383,77 @@ impl<'a> DataSetView<'a> {
     fn decode_raw(&self, tag: Tag) -> Option<String> {
         let (_, vr, _) = TEXT_ATTRIBUTES.iter().find(|(known, _, _)| *known == tag)?;
         let raw = self.raw_values.get(&tag)?;
+        Some(self.decode_text(*vr, raw))
+    }
 
-        let decoded =
-            charset::decode_value(&self.specific_character_set, *vr, raw).unwrap_or_else(|_| {
-                charset::decode_value_lossy(&self.specific_character_set, *vr, raw)
+    /// Reads the indexed sequences that the data set contains.
+    fn sequences(
+        &self,
+        raw_item_values: &BTreeMap<(Tag, usize, Tag), Vec<u8>>,
+    ) -> Result<Vec<SequenceAttribute>, DicomError> {
+        let mut sequences = Vec::new();
+        for indexed in INDEXED_SEQUENCES {
+            let Some(element) = self.dataset.get(indexed.tag) else {
+                continue;
+            };
+            let Value::Sequence(sequence) = element.value() else {
+                continue;
+            };
+
+            let mut items = Vec::new();
+            for (index, item) in sequence.items().iter().take(MAX_INDEXED_ITEMS).enumerate() {
+                items.push(self.sequence_item(indexed, index, item, raw_item_values)?);
+            }
+            sequences.push(SequenceAttribute {
+                keyword: indexed.keyword.to_owned(),
+                items,
             });
-        Some(trim_values(&decoded))
+        }
+        Ok(sequences)
+    }
+
+    /// Reads the indexed attributes of one item. Values come from the raw
+    /// bytes that the length check kept when it has them, decoded with all
+    /// values of SpecificCharacterSet, and from dicom-rs otherwise.
+    ///
+    /// NOTE: an item that declares its own SpecificCharacterSet is still
+    /// decoded with the one of the data set.
+    fn sequence_item(
+        &self,
+        indexed: &IndexedSequence,
+        index: usize,
+        item: &InMemDicomObject,
+        raw_item_values: &BTreeMap<(Tag, usize, Tag), Vec<u8>>,
+    ) -> Result<SequenceItem, DicomError> {
+        let mut attributes = SequenceItem::new();
+        for &(tag, vr, keyword) in indexed.item_attributes {
+            let Some(element) = item.get(tag) else {
+                continue;
+            };
+
+            let value = match raw_item_values.get(&(indexed.tag, index, tag)) {
+                Some(raw) => self.decode_text(vr, raw),
+                None => match unknown_vr_bytes(element) {
+                    Some(bytes) => self.decode_unknown(bytes, keyword)?,
+                    None => trim_values(&element.value().to_str().map_err(|error| {
+                        DicomError::InvalidValue {
+                            keyword,
+                            reason: describe_chain(&error),
+                        }
+                    })?),
+                },
+            };
+            attributes.insert(keyword.to_owned(), value);
+        }
+        Ok(attributes)
+    }
+
+    /// Decodes raw text bytes with all values of SpecificCharacterSet, with
+    /// U+FFFD for bytes that the declared character sets do not define.
+    fn decode_text(&self, vr: VR, raw: &[u8]) -> String {
+        let decoded = charset::decode_value(&self.specific_character_set, vr, raw)
+            .unwrap_or_else(|_| charset::decode_value_lossy(&self.specific_character_set, vr, raw));
+        trim_values(&decoded)
     }
 
     fn decode_unknown(&self, bytes: &[u8], keyword: &'static str) -> Result<String, DicomError> {

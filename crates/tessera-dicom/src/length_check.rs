@@ -14,8 +14,9 @@
 //! root-level Pixel Data (or any later root-level tag), where dicom-object
 //! stops too. It skips values in bounded chunks without allocating them.
 //! On the way it keeps the raw bytes of the root-level attributes that the
-//! caller asks for, so their text can be decoded with the character sets of
-//! the file rather than with what dicom-rs supports.
+//! caller asks for, and of the attributes it asks for in the items of
+//! root-level sequences, so their text can be decoded with the character
+//! sets of the file rather than with what dicom-rs supports.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -59,6 +60,19 @@ pub const MAX_NESTING_DEPTH: usize = 128;
 pub(crate) struct Scan {
     /// Raw value bytes of the requested root-level attributes, by tag.
     pub(crate) raw_values: BTreeMap<Tag, Vec<u8>>,
+    /// Raw value bytes of the requested item attributes, by sequence tag,
+    /// item index (from 0) and attribute tag.
+    pub(crate) raw_item_values: BTreeMap<(Tag, usize, Tag), Vec<u8>>,
+}
+
+/// The values that the pass keeps.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Keep<'a> {
+    /// Root-level attributes.
+    pub(crate) root: &'a [Tag],
+    /// Attributes of the items of root-level sequences, as pairs of
+    /// sequence tag and item attribute tag.
+    pub(crate) in_items: &'a [(Tag, Tag)],
 }
 
 /// Checks that no length declared in a Part 10 file exceeds the bytes that
@@ -88,15 +102,15 @@ pub fn check_lengths<R: Read>(mut reader: R, size: Option<u64>) -> Result<(), Di
         return Ok(());
     }
 
-    scan(reader, size, &[]).map(|_| ())
+    scan(reader, size, Keep::default()).map(|_| ())
 }
 
 /// Runs the pass over a reader positioned just after "DICM", keeping the
-/// raw values of the root-level `keep` tags. `size` counts the whole file.
+/// raw values that `keep` lists. `size` counts the whole file.
 pub(crate) fn scan<R: Read>(
     reader: R,
     size: Option<u64>,
-    keep: &[Tag],
+    keep: Keep<'_>,
 ) -> Result<Scan, DicomError> {
     let mut source = CountingReader::new(reader, META_OFFSET);
 
@@ -166,7 +180,7 @@ fn check_data_set<R: Read>(
     source: CountingReader<R>,
     transfer_syntax_uid: &str,
     remaining: Option<u64>,
-    keep: &[Tag],
+    keep: Keep<'_>,
 ) -> Result<Scan, DicomError> {
     let Some(transfer_syntax) = TransferSyntaxRegistry.get(transfer_syntax_uid) else {
         return Ok(Scan::default());
@@ -204,6 +218,8 @@ fn check_data_set<R: Read>(
         size: remaining,
         open: Vec::new(),
         keep,
+        root_sequence: None,
+        items_seen: 0,
         scan: Scan::default(),
     };
     walk.run(reader)
@@ -219,7 +235,11 @@ struct DataSetWalk<'a> {
     /// lazy reader keeps the same stack, and panics when it is
     /// inconsistent, so the walk rejects a delimiter that does not match.
     open: Vec<bool>,
-    keep: &'a [Tag],
+    keep: Keep<'a>,
+    /// The root-level sequence being walked, if any.
+    root_sequence: Option<Tag>,
+    /// Items of `root_sequence` started so far.
+    items_seen: usize,
     scan: Scan,
 }
 
@@ -241,14 +261,20 @@ impl DataSetWalk<'_> {
                     self.check_declared(header.tag, header.len.0)?;
                 }
                 LazyDataToken::LazyValue { header, decoder } => {
-                    let keep = self.open.is_empty() && self.keep.contains(&header.tag);
-                    self.consume(header.tag, header.len.0, keep, |out| {
-                        LazyDataToken::LazyValue { header, decoder }
-                            .read_value_into(out)
-                            .is_ok()
-                    })?;
+                    let destination = self.destination(header.tag);
+                    let kept =
+                        self.consume(header.tag, header.len.0, destination.is_some(), |out| {
+                            LazyDataToken::LazyValue { header, decoder }
+                                .read_value_into(out)
+                                .is_ok()
+                        })?;
+                    self.store(destination, kept);
                 }
                 LazyDataToken::SequenceStart { tag, len } => {
+                    if self.open.is_empty() {
+                        self.root_sequence = Some(tag);
+                        self.items_seen = 0;
+                    }
                     self.enter(tag, len.get())?;
                 }
                 LazyDataToken::PixelSequenceStart => {
@@ -257,6 +283,9 @@ impl DataSetWalk<'_> {
                 LazyDataToken::ItemStart { len } => {
                     if let Some(length) = len.get() {
                         self.check_declared(ITEM, length)?;
+                    }
+                    if self.open.len() == 1 {
+                        self.items_seen += 1;
                     }
                     self.open.push(true);
                 }
@@ -274,6 +303,37 @@ impl DataSetWalk<'_> {
         }
 
         Ok(self.scan)
+    }
+
+    /// Returns where a value with this tag at the current position is kept,
+    /// or None when the pass skips it.
+    fn destination(&self, tag: Tag) -> Option<Destination> {
+        if self.open.is_empty() {
+            return self
+                .keep
+                .root
+                .contains(&tag)
+                .then_some(Destination::Root(tag));
+        }
+
+        let sequence = self.root_sequence?;
+        let in_root_item = self.open.len() == 2 && self.items_seen > 0;
+        let wanted = self.keep.in_items.contains(&(sequence, tag));
+        (in_root_item && wanted).then_some(Destination::Item(sequence, self.items_seen - 1, tag))
+    }
+
+    fn store(&mut self, destination: Option<Destination>, value: Option<Vec<u8>>) {
+        match (destination, value) {
+            (Some(Destination::Root(tag)), Some(value)) => {
+                self.scan.raw_values.insert(tag, value);
+            }
+            (Some(Destination::Item(sequence, index, tag)), Some(value)) => {
+                self.scan
+                    .raw_item_values
+                    .insert((sequence, index, tag), value);
+            }
+            _ => {}
+        }
     }
 
     /// Tells whether dicom-object stops before this token: at a root-level
@@ -331,13 +391,14 @@ impl DataSetWalk<'_> {
     }
 
     /// Reads or skips a value and checks that the input held all of it.
+    /// Returns the value when `keep` is set.
     fn consume(
         &mut self,
         tag: Tag,
         length: u32,
         keep: bool,
         read: impl FnOnce(&mut dyn std::io::Write) -> bool,
-    ) -> Result<(), DicomError> {
+    ) -> Result<Option<Vec<u8>>, DicomError> {
         self.check_declared(tag, length)?;
 
         let start = self.counter.get();
@@ -357,11 +418,16 @@ impl DataSetWalk<'_> {
             });
         }
 
-        if keep {
-            self.scan.raw_values.insert(tag, value);
-        }
-        Ok(())
+        Ok(keep.then_some(value))
     }
+}
+
+/// Where the walk keeps a value: at the root, or in an item of a root-level
+/// sequence (sequence tag, item index, attribute tag).
+#[derive(Debug, Clone, Copy)]
+enum Destination {
+    Root(Tag),
+    Item(Tag, usize, Tag),
 }
 
 fn check_fits(tag: Tag, length: u32, remaining: Option<u64>) -> Result<(), DicomError> {

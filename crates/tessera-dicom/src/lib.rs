@@ -50,6 +50,7 @@ mod error;
 mod length_check;
 pub mod matching;
 mod recording;
+pub mod sequences;
 mod uid;
 
 pub use attributes::{

@@ -68,11 +68,13 @@ impl Archive for ArchiveService {
                 request.limit as usize,
             )
             .map_err(NodeError::from)?;
+        // TODO: the gRPC QueryRecord has no sequences, so sequence keys
+        // narrow the matches but their items are not returned here.
         let records = page
             .records
             .into_iter()
-            .map(|attributes| QueryRecord {
-                attributes: attributes.into_iter().collect(),
+            .map(|record| QueryRecord {
+                attributes: record.attributes.into_iter().collect(),
             })
             .collect();
         Ok(Response::new(QueryResponse {

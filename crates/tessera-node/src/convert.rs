@@ -1,9 +1,10 @@
 //! Conversions between protobuf messages and domain types.
 
 use tessera_blob::{BlobId, Manifest};
+use tessera_dicom::sequences::SequenceAttribute;
 use tessera_dicom::IndexAttributes;
 use tessera_proto::internal::v1::BlobManifest;
-use tessera_proto::v1::InstanceAttributes;
+use tessera_proto::v1::{self as proto, InstanceAttributes};
 
 use crate::NodeError;
 
@@ -62,5 +63,19 @@ pub fn attributes_to_proto(a: IndexAttributes) -> InstanceAttributes {
         number_of_frames: a.number_of_frames,
         rows: a.rows,
         columns: a.columns,
+        sequences: a.sequences.into_iter().map(sequence_to_proto).collect(),
+    }
+}
+
+fn sequence_to_proto(sequence: SequenceAttribute) -> proto::SequenceAttribute {
+    let items = sequence.items.into_iter().map(|item| proto::SequenceItem {
+        attributes: item
+            .into_iter()
+            .map(|(keyword, value)| proto::ItemAttribute { keyword, value })
+            .collect(),
+    });
+    proto::SequenceAttribute {
+        keyword: sequence.keyword,
+        items: items.collect(),
     }
 }

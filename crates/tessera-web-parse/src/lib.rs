@@ -63,6 +63,16 @@ pub enum ParseError {
     #[error("{keyword} appears more than once in the query; give one value, or several separated by '\\' for UIDs")]
     RepeatedMatch { keyword: String },
 
-    #[error("{name:?} matches inside a sequence, which this archive does not support")]
-    SequenceMatch { name: String },
+    #[error(
+        "{name:?} nests more than one sequence; name an attribute of a sequence's items \
+         as Sequence.Attribute, e.g. RequestAttributesSequence.RequestedProcedureID"
+    )]
+    NestedSequence { name: String },
+
+    #[error("{name:?} names {keyword} as a sequence, but its VR is {vr}, not SQ")]
+    NotASequence {
+        name: String,
+        keyword: String,
+        vr: String,
+    },
 }

@@ -1,5 +1,9 @@
 //! QIDO-RS query parameters (PS3.18 section 8.3.4): attribute matches named by
 //! keyword or by tag, `includefield`, `fuzzymatching`, `limit` and `offset`.
+//!
+//! An attribute in the items of a sequence is named by a path of two parts
+//! joined by '.', each a keyword or a tag: `RequestAttributesSequence.RequestedProcedureID`
+//! or `00400275.00401001`. Deeper paths are rejected.
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
@@ -12,6 +16,28 @@ use crate::ParseError;
 pub struct Attribute {
     pub tag: Tag,
     pub keyword: String,
+    /// The sequence whose items contain the attribute, when the query named
+    /// a path. It is itself at the top level.
+    pub sequence: Option<Box<Attribute>>,
+}
+
+impl Attribute {
+    /// Returns the keyword path: `Sequence.Attribute` for an attribute of a
+    /// sequence's items, else the keyword.
+    pub fn path(&self) -> String {
+        match &self.sequence {
+            Some(sequence) => format!("{}.{}", sequence.keyword, self.keyword),
+            None => self.keyword.clone(),
+        }
+    }
+
+    /// Returns the keyword of the top-level attribute: the sequence's for a path.
+    pub fn top_keyword(&self) -> &str {
+        match &self.sequence {
+            Some(sequence) => &sequence.keyword,
+            None => &self.keyword,
+        }
+    }
 }
 
 /// Attributes the client asked for on top of the default ones.
@@ -56,11 +82,12 @@ impl QidoQuery {
         Ok(parsed)
     }
 
-    /// Returns the match value given for `keyword`, if any.
-    pub fn match_value(&self, keyword: &str) -> Option<&str> {
+    /// Returns the match value given for `path`, a keyword or a
+    /// `Sequence.Attribute` path, if any.
+    pub fn match_value(&self, path: &str) -> Option<&str> {
         self.matches
             .iter()
-            .find(|(attribute, _)| attribute.keyword == keyword)
+            .find(|(attribute, _)| attribute.path() == path)
             .map(|(_, value)| value.as_str())
     }
 
@@ -82,9 +109,9 @@ impl QidoQuery {
 
     fn add_match(&mut self, name: &str, value: String) -> Result<(), ParseError> {
         let attribute = resolve_attribute(name)?;
-        if self.match_value(&attribute.keyword).is_some() {
+        if self.match_value(&attribute.path()).is_some() {
             return Err(ParseError::RepeatedMatch {
-                keyword: attribute.keyword,
+                keyword: attribute.path(),
             });
         }
         let value = uid_list_with_backslashes(&attribute, value);
@@ -108,17 +135,41 @@ fn uid_list_with_backslashes(attribute: &Attribute, value: String) -> String {
     }
 }
 
-/// Resolves a keyword (`PatientName`) or a tag in hex (`00100010`) to an
-/// attribute of the standard dictionary.
+/// Resolves a keyword (`PatientName`), a tag in hex (`00100010`) or a path
+/// of two of them (`RequestAttributesSequence.00401001`) to an attribute of
+/// the standard dictionary.
 pub fn resolve_attribute(name: &str) -> Result<Attribute, ParseError> {
-    if name.contains('.') {
-        return Err(ParseError::SequenceMatch {
+    let Some((sequence_name, item_name)) = name.split_once('.') else {
+        return resolve_one(name, name);
+    };
+    if item_name.contains('.') {
+        return Err(ParseError::NestedSequence {
             name: name.to_string(),
         });
     }
-    let entry = match parse_hex_tag(name) {
+
+    let sequence = resolve_one(name, sequence_name)?;
+    let vr = StandardDataDictionary
+        .by_tag(sequence.tag)
+        .map(|entry| entry.vr().relaxed());
+    if vr != Some(VR::SQ) {
+        return Err(ParseError::NotASequence {
+            name: name.to_string(),
+            keyword: sequence.keyword,
+            vr: vr.map(|vr| vr.to_string()).unwrap_or("unknown").to_string(),
+        });
+    }
+
+    let mut attribute = resolve_one(name, item_name)?;
+    attribute.sequence = Some(Box::new(sequence));
+    Ok(attribute)
+}
+
+/// Resolves one part of `name`, a keyword or a tag in hex.
+fn resolve_one(name: &str, part: &str) -> Result<Attribute, ParseError> {
+    let entry = match parse_hex_tag(part) {
         Some(tag) => StandardDataDictionary.by_tag(tag),
-        None => StandardDataDictionary.by_name(name),
+        None => StandardDataDictionary.by_name(part),
     };
     let entry = entry.ok_or_else(|| ParseError::UnknownAttribute {
         name: name.to_string(),
@@ -126,6 +177,7 @@ pub fn resolve_attribute(name: &str) -> Result<Attribute, ParseError> {
     Ok(Attribute {
         tag: entry.tag_range().inner(),
         keyword: entry.alias().to_string(),
+        sequence: None,
     })
 }
 
@@ -242,10 +294,94 @@ mod tests {
     }
 
     #[test]
-    fn sequence_path_is_rejected() {
-        let error = QidoQuery::parse("ReferencedStudySequence.ReferencedSOPInstanceUID=1")
-            .expect_err("sequence");
+    fn sequence_path_by_keyword_and_tag() {
+        let query = QidoQuery::parse(
+            "RequestAttributesSequence.RequestedProcedureID=RP1&00081032.00080100=CT*",
+        )
+        .expect("parses");
 
-        assert!(matches!(error, ParseError::SequenceMatch { .. }), "{error}");
+        assert_eq!(
+            query.match_value("RequestAttributesSequence.RequestedProcedureID"),
+            Some("RP1")
+        );
+        assert_eq!(
+            query.match_value("ProcedureCodeSequence.CodeValue"),
+            Some("CT*")
+        );
+        assert_eq!(query.match_value("RequestedProcedureID"), None);
+        let (attribute, _) = &query.matches[0];
+        assert_eq!(attribute.top_keyword(), "RequestAttributesSequence");
+        assert_eq!(attribute.tag, Tag(0x0040, 0x1001));
+    }
+
+    #[test]
+    fn uid_list_in_sequence_path_uses_backslashes() {
+        let query = QidoQuery::parse("ReferencedStudySequence.ReferencedSOPInstanceUID=1.2,1.3")
+            .expect("parses");
+
+        assert_eq!(
+            query.match_value("ReferencedStudySequence.ReferencedSOPInstanceUID"),
+            Some("1.2\\1.3")
+        );
+    }
+
+    #[test]
+    fn path_and_plain_key_are_distinct() {
+        let query =
+            QidoQuery::parse("PatientID=1&OtherPatientIDsSequence.PatientID=2").expect("parses");
+
+        assert_eq!(query.match_value("PatientID"), Some("1"));
+        assert_eq!(
+            query.match_value("OtherPatientIDsSequence.PatientID"),
+            Some("2")
+        );
+    }
+
+    #[test]
+    fn repeated_path_is_rejected() {
+        let error = QidoQuery::parse(
+            "00400275.00401001=1&RequestAttributesSequence.RequestedProcedureID=2",
+        )
+        .expect_err("repeated");
+
+        assert!(matches!(error, ParseError::RepeatedMatch { .. }), "{error}");
+    }
+
+    #[test]
+    fn nested_sequence_path_is_rejected() {
+        let error = QidoQuery::parse(
+            "RequestAttributesSequence.RequestedProcedureCodeSequence.CodeValue=1",
+        )
+        .expect_err("nested");
+
+        assert!(
+            matches!(error, ParseError::NestedSequence { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn path_through_non_sequence_is_rejected() {
+        let error = QidoQuery::parse("PatientID.PatientName=1").expect_err("not a sequence");
+
+        assert!(matches!(error, ParseError::NotASequence { .. }), "{error}");
+        assert!(error.to_string().contains("PatientID"), "{error}");
+    }
+
+    #[test]
+    fn unknown_item_attribute_is_named() {
+        let error = QidoQuery::parse("RequestAttributesSequence.Nickname=1").expect_err("unknown");
+
+        assert!(error.to_string().contains("Nickname"), "{error}");
+    }
+
+    #[test]
+    fn includefield_takes_a_sequence() {
+        let query = QidoQuery::parse("includefield=00400275").expect("parses");
+
+        let IncludeFields::Attributes(list) = query.include else {
+            panic!("expected a list, got {:?}", query.include);
+        };
+        assert_eq!(list[0].keyword, "RequestAttributesSequence");
     }
 }

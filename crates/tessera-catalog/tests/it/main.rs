@@ -145,9 +145,9 @@ async fn counts_follow_stores_and_deletes() {
         .expect("query");
     assert_eq!(studies.total, 1);
     let study = &studies.records[0];
-    assert_eq!(study["NumberOfStudyRelatedInstances"], "2");
-    assert_eq!(study["NumberOfStudyRelatedSeries"], "2");
-    assert_eq!(study["ModalitiesInStudy"], "CT\\MR");
+    assert_eq!(study.attributes["NumberOfStudyRelatedInstances"], "2");
+    assert_eq!(study.attributes["NumberOfStudyRelatedSeries"], "2");
+    assert_eq!(study.attributes["ModalitiesInStudy"], "CT\\MR");
     assert_eq!(catalog.blobs().expect("blobs").len(), 2);
 }
 

@@ -13,7 +13,8 @@
 //! - AS, AT, DS, FD, FL, IS, SL, SS, SV, UL, US, UV: a single value, numbers
 //!   compared by value.
 //!
-//! An empty key or `*` is universal matching for every VR.
+//! An empty key or `*` is universal matching for every VR. Sequence keys
+//! match item by item with a [`SequenceMatcher`].
 //!
 //! ```
 //! use tessera_dicom::matching::Matcher;
@@ -23,6 +24,7 @@
 //! ```
 
 mod person_name;
+mod sequence;
 mod temporal;
 mod wildcard;
 
@@ -31,6 +33,7 @@ use dicom_core::VR;
 use dicom_dictionary_std::StandardDataDictionary;
 
 pub use person_name::normalize_person_name;
+pub use sequence::SequenceMatcher;
 
 use crate::uid::is_valid_uid;
 use temporal::{span_contains, TemporalKey, TemporalKind};

@@ -1,18 +1,21 @@
 //! C-FIND SCP for the Patient Root and Study Root information models.
 //!
 //! Request values are decoded with the identifier's Specific Character Set
-//! and matched by the catalog (PS3.4 C.2.2.2). Each match goes back as a
-//! pending response in the request's character set, or in ISO_IR 192 when
-//! that set cannot encode a value. A C-CANCEL is checked between responses.
+//! and matched by the catalog (PS3.4 C.2.2.2). A sequence key becomes the
+//! catalog key `Sequence` plus one key `Sequence.Attribute` per item key.
+//! Each match goes back as a pending response in the request's character
+//! set, or in ISO_IR 192 when that set cannot encode a value. A C-CANCEL is
+//! checked between responses.
 
 use std::collections::BTreeMap;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
-use tessera_catalog::{CatalogError, Level};
+use tessera_catalog::{CatalogError, Level, QueryRecord};
 use tessera_dicom::charset;
 use tessera_dicom::dimse::{DataSet, Encoding, Value};
+use tessera_dicom::sequences::{indexed_sequence, SequenceItem};
 
 use super::association::{Association, Command};
 use super::command::{self, status};
@@ -37,7 +40,8 @@ pub struct Identifier {
     pub level_name: String,
     pub character_set: String,
     pub set: DataSet,
-    /// Matching keys by keyword, decoded to UTF-8.
+    /// Matching keys by keyword, decoded to UTF-8. Item keys of a sequence
+    /// key are named `Sequence.Attribute`.
     pub keys: BTreeMap<String, String>,
 }
 
@@ -77,7 +81,7 @@ async fn find_matches(
     data: &[u8],
     encoding: Option<Encoding>,
     model: &str,
-) -> Result<(Identifier, Vec<BTreeMap<String, String>>), Failure> {
+) -> Result<(Identifier, Vec<QueryRecord>), Failure> {
     if !session.rights.query {
         return Err((
             status::NOT_AUTHORIZED,
@@ -147,17 +151,49 @@ fn matching_keys(set: &DataSet, character_set: &str) -> Result<BTreeMap<String, 
         let Some(keyword) = keyword_of(*tag) else {
             continue;
         };
-        // TODO: sequence matching (PS3.4 C.2.2.2.6) is not implemented; a
-        // sequence key is returned empty and never narrows the matches.
-        let Value::Bytes(raw) = &element.value else {
-            continue;
-        };
-        let value = charset::decode_value(character_set, element.vr, raw)
-            .map_err(|error| (status::CANNOT_UNDERSTAND, format!("{keyword}: {error}")))?;
-        let value = value.trim_end_matches(['\0', ' ']).trim_start().to_string();
-        keys.insert(keyword, value);
+        match &element.value {
+            Value::Bytes(raw) => {
+                let value = decode_key(character_set, &keyword, element.vr, raw)?;
+                keys.insert(keyword, value);
+            }
+            Value::Items(items) => sequence_keys(&mut keys, character_set, &keyword, items)?,
+        }
     }
     Ok(keys)
+}
+
+/// Adds a sequence key: the sequence itself, and the item keys of its one
+/// item (PS3.4 C.2.2.2.6). Sequences nested in that item are not matched.
+fn sequence_keys(
+    keys: &mut BTreeMap<String, String>,
+    character_set: &str,
+    keyword: &str,
+    items: &[DataSet],
+) -> Result<(), Failure> {
+    if items.len() > 1 {
+        let comment = format!(
+            "{keyword} has {} items, but a sequence key has at most one item of item keys",
+            items.len()
+        );
+        return Err((status::CANNOT_UNDERSTAND, comment));
+    }
+
+    keys.insert(keyword.to_string(), String::new());
+    for (tag, element) in items.iter().flat_map(|item| &item.elements) {
+        let (Some(item_keyword), Value::Bytes(raw)) = (keyword_of(*tag), &element.value) else {
+            continue;
+        };
+        let path = format!("{keyword}.{item_keyword}");
+        let value = decode_key(character_set, &path, element.vr, raw)?;
+        keys.insert(path, value);
+    }
+    Ok(())
+}
+
+fn decode_key(character_set: &str, keyword: &str, vr: VR, raw: &[u8]) -> Result<String, Failure> {
+    let value = charset::decode_value(character_set, vr, raw)
+        .map_err(|error| (status::CANNOT_UNDERSTAND, format!("{keyword}: {error}")))?;
+    Ok(value.trim_end_matches(['\0', ' ']).trim_start().to_string())
 }
 
 /// Runs the query, dropping keys the catalog does not index at this level:
@@ -167,7 +203,7 @@ fn query(
     session: &Session,
     level: Level,
     mut keys: BTreeMap<String, String>,
-) -> Result<Vec<BTreeMap<String, String>>, Failure> {
+) -> Result<Vec<QueryRecord>, Failure> {
     loop {
         match session.node.catalog.query(level, &keys, 0, 0) {
             Ok(page) => return Ok(page.records),
@@ -196,7 +232,7 @@ async fn stream_matches(
     session: &Session,
     association: &mut Association,
     command: &Command,
-    (identifier, records): (Identifier, Vec<BTreeMap<String, String>>),
+    (identifier, records): (Identifier, Vec<QueryRecord>),
     encoding: Encoding,
 ) -> Result<(), DimseError> {
     tracing::debug!(level = %identifier.level_name, matches = records.len(), "C-FIND");
@@ -249,25 +285,30 @@ async fn send_final(
     association.send(command.context_id, &response, None).await
 }
 
+/// Values of one response item or data set: tag, VR and text.
+type Values = Vec<(Tag, VR, String)>;
+
 /// Builds one match: every requested key, with the record's value or empty,
-/// plus the level's unique key.
+/// plus the level's unique key. A requested sequence has the record's
+/// matching items, each with the requested item keys, or no items when the
+/// catalog does not index it.
 fn response_identifier(
     session: &Session,
     identifier: &Identifier,
-    record: &BTreeMap<String, String>,
+    record: &QueryRecord,
 ) -> DataSet {
-    let mut values: Vec<(Tag, VR, String)> = Vec::new();
-    let mut sequences = Vec::new();
+    let mut values: Values = Vec::new();
+    let mut sequences: Vec<(Tag, Vec<Values>)> = Vec::new();
     for (tag, element) in &identifier.set.elements {
         if *tag == SPECIFIC_CHARACTER_SET || *tag == QUERY_RETRIEVE_LEVEL || tag.group() <= 0x0002 {
             continue;
         }
-        if let Value::Items(_) = element.value {
-            sequences.push(*tag);
+        if let Value::Items(key_items) = &element.value {
+            sequences.push((*tag, response_items(*tag, key_items, record)));
             continue;
         }
         let value = match keyword_of(*tag) {
-            Some(keyword) => record.get(&keyword).cloned().unwrap_or_default(),
+            Some(keyword) => record.attributes.get(&keyword).cloned().unwrap_or_default(),
             None => String::new(),
         };
         let value = if *tag == RETRIEVE_AE_TITLE {
@@ -279,29 +320,78 @@ fn response_identifier(
     }
     if let Some((tag, keyword)) = unique_key(identifier.level) {
         if !identifier.set.elements.contains_key(&tag) {
-            values.push((
-                tag,
-                VR::UI,
-                record.get(keyword).cloned().unwrap_or_default(),
-            ));
+            let value = record.attributes.get(keyword).cloned().unwrap_or_default();
+            values.push((tag, VR::UI, value));
         }
     }
 
-    let character_set = response_character_set(&identifier.character_set, &values);
+    let item_values = sequences.iter().flat_map(|(_, items)| items).flatten();
+    let all_values: Values = values.iter().chain(item_values).cloned().collect();
+    let character_set = response_character_set(&identifier.character_set, &all_values);
     let mut set = DataSet::default();
     if !character_set.is_empty() {
         set.put_text(SPECIFIC_CHARACTER_SET, VR::CS, &character_set);
     }
     set.put_text(QUERY_RETRIEVE_LEVEL, VR::CS, &identifier.level_name);
-    for (tag, vr, value) in values {
-        let bytes = charset::encode_value(&character_set, vr, &value)
-            .unwrap_or_else(|_| value.into_bytes());
-        set.put_bytes(tag, vr, bytes);
-    }
-    for tag in sequences {
-        set.put_items(tag, Vec::new());
+    put_values(&mut set, &character_set, values);
+    for (tag, items) in sequences {
+        let items = items
+            .into_iter()
+            .map(|values| {
+                let mut item = DataSet::default();
+                put_values(&mut item, &character_set, values);
+                item
+            })
+            .collect();
+        set.put_items(tag, items);
     }
     set
+}
+
+fn put_values(set: &mut DataSet, character_set: &str, values: Values) {
+    for (tag, vr, value) in values {
+        let bytes =
+            charset::encode_value(character_set, vr, &value).unwrap_or_else(|_| value.into_bytes());
+        set.put_bytes(tag, vr, bytes);
+    }
+}
+
+/// Returns the items of a requested sequence: the record's items that the
+/// catalog returned, each with the item keys of the request, or with every
+/// indexed item attribute when the request had no item keys.
+fn response_items(tag: Tag, key_items: &[DataSet], record: &QueryRecord) -> Vec<Values> {
+    let Some(keyword) = keyword_of(tag) else {
+        return Vec::new();
+    };
+    let Some(items) = record.sequences.get(&keyword) else {
+        return Vec::new();
+    };
+
+    let requested: Vec<(Tag, VR, String)> = match key_items.first() {
+        Some(key_item) if !key_item.elements.is_empty() => key_item
+            .elements
+            .iter()
+            .filter(|(_, element)| matches!(element.value, Value::Bytes(_)))
+            .filter_map(|(tag, element)| Some((*tag, element.vr, keyword_of(*tag)?)))
+            .collect(),
+        _ => indexed_sequence(&keyword)
+            .map(|indexed| indexed.item_attributes.iter())
+            .into_iter()
+            .flatten()
+            .map(|(tag, vr, keyword)| (*tag, *vr, keyword.to_string()))
+            .collect(),
+    };
+    items
+        .iter()
+        .map(|item| item_values(item, &requested))
+        .collect()
+}
+
+fn item_values(item: &SequenceItem, requested: &[(Tag, VR, String)]) -> Values {
+    requested
+        .iter()
+        .map(|(tag, vr, keyword)| (*tag, *vr, item.get(keyword).cloned().unwrap_or_default()))
+        .collect()
 }
 
 /// Keeps the request's character set when it can encode every value, else

@@ -217,7 +217,11 @@ async fn instances_of(
             let keys = BTreeMap::from([("PatientID".to_string(), patient.to_string())]);
             let studies = catalog.query(Level::Study, &keys, 0, 0).map_err(failed)?;
             for study in studies.records {
-                let uid = study.get("StudyInstanceUID").cloned().unwrap_or_default();
+                let uid = study
+                    .attributes
+                    .get("StudyInstanceUID")
+                    .cloned()
+                    .unwrap_or_default();
                 instances.extend(catalog.instances_of(&uid, None).map_err(failed)?);
             }
         }
@@ -232,7 +236,11 @@ async fn instances_of(
                 let keys = BTreeMap::from([("SeriesInstanceUID".to_string(), series.clone())]);
                 let found = catalog.query(Level::Series, &keys, 0, 0).map_err(failed)?;
                 for record in found.records {
-                    let study = record.get("StudyInstanceUID").cloned().unwrap_or_default();
+                    let study = record
+                        .attributes
+                        .get("StudyInstanceUID")
+                        .cloned()
+                        .unwrap_or_default();
                     instances.extend(
                         catalog
                             .instances_of(&study, Some(&series))

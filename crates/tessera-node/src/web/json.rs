@@ -82,6 +82,26 @@ pub fn record(attributes: &BTreeMap<String, String>) -> Map<String, Value> {
     map
 }
 
+/// Encodes a sequence as the catalog keeps it: keyword, and items of
+/// keyword → text attributes. Unknown keywords are skipped.
+pub fn sequence_attribute(
+    map: &mut Map<String, Value>,
+    keyword: &str,
+    items: &[BTreeMap<String, String>],
+) {
+    let Some(entry) = StandardDataDictionary.by_name(keyword) else {
+        return;
+    };
+    let items: Vec<Value> = items
+        .iter()
+        .map(|item| Value::Object(record(item)))
+        .collect();
+    map.insert(
+        tag_key(entry.tag_range().inner()),
+        with_values(VR::SQ, items),
+    );
+}
+
 /// Builds an attribute with the given VR and values, without a `Value` key when there are none.
 pub fn with_values(vr: VR, values: Vec<Value>) -> Value {
     let mut attribute = Map::new();

@@ -5,6 +5,10 @@
 //! queries may also match on study attributes (and instance queries on
 //! series attributes): those keys select the parent records first, and
 //! the parents' attributes are merged into the results for `includefield`.
+//!
+//! A sequence is matched through its item attributes, named by paths such
+//! as `RequestAttributesSequence.RequestedProcedureID`, and returned with
+//! its matching items when a key or `includefield` names it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,8 +17,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tessera_catalog::Level;
-use tessera_web_parse::{IncludeFields, QidoQuery};
+use tessera_catalog::{Level, QueryRecord};
+use tessera_web_parse::{Attribute, IncludeFields, QidoQuery};
 
 use super::json;
 use super::metadata::negotiate_json;
@@ -37,7 +41,7 @@ const INSTANCE_KEYS: &[&str] = &[
 /// Person name attributes that `fuzzymatching=true` widens.
 const PERSON_NAME_KEYS: &[&str] = &["PatientName", "ReferringPhysicianName"];
 
-type Record = BTreeMap<String, String>;
+type Keys = BTreeMap<String, String>;
 
 /// A QIDO-RS search: its level, the UIDs of the path, and the query.
 struct Search {
@@ -126,7 +130,7 @@ async fn search(
 
     let records = search.run(&node)?;
     let total = records.len();
-    let page: Vec<Record> = records
+    let page: Vec<QueryRecord> = records
         .into_iter()
         .skip(search.query.offset)
         .take(search.query.limit.unwrap_or(usize::MAX))
@@ -155,12 +159,18 @@ async fn search(
 }
 
 impl Search {
-    /// Match keys as the catalog takes them, fuzzy person names widened.
-    fn keys(&self) -> Record {
-        let mut keys = Record::new();
+    /// Match keys as the catalog takes them, fuzzy person names widened,
+    /// with an empty key for each sequence that `includefield` requests, so
+    /// that the catalog returns it.
+    fn keys(&self) -> Keys {
+        let mut keys = Keys::new();
+        for sequence in self.included_sequences() {
+            keys.insert(sequence.to_string(), String::new());
+        }
         for (attribute, value) in &self.query.matches {
             let mut value = value.clone();
             let fuzzy = self.query.fuzzy
+                && attribute.sequence.is_none()
                 && PERSON_NAME_KEYS.contains(&attribute.keyword.as_str())
                 && !value.is_empty()
                 && !value.contains(['*', '?']);
@@ -169,7 +179,7 @@ impl Search {
                 // here it is a case-insensitive substring match.
                 value = format!("*{value}*");
             }
-            keys.insert(attribute.keyword.clone(), value);
+            keys.insert(attribute.path(), value);
         }
         if let Some(study) = &self.study {
             keys.insert("StudyInstanceUID".into(), study.clone());
@@ -188,23 +198,58 @@ impl Search {
         }
     }
 
+    /// The catalog levels whose records this search reads: its own level
+    /// and the parent levels whose attributes it merges in.
+    fn searched_levels(&self) -> &'static [Level] {
+        match self.level {
+            Level::Study | Level::Patient => &[Level::Study],
+            Level::Series => &[Level::Series, Level::Study],
+            Level::Instance => &[Level::Instance, Level::Series, Level::Study],
+        }
+    }
+
+    /// Keywords of the indexed sequences that `includefield` requests:
+    /// every one of the searched levels for `all`, else those named, alone
+    /// or as the sequence of a path.
+    fn included_sequences(&self) -> Vec<&'static str> {
+        let indexed = self
+            .searched_levels()
+            .iter()
+            .flat_map(|level| level.sequence_keywords().iter().copied());
+        let named = |keyword: &str| match &self.query.include {
+            IncludeFields::Default => false,
+            IncludeFields::All => true,
+            IncludeFields::Attributes(list) => {
+                list.iter().any(|a: &Attribute| a.top_keyword() == keyword)
+            }
+        };
+        let mut sequences: Vec<&'static str> = indexed.filter(|k| named(k)).collect();
+        sequences.sort_unstable();
+        sequences.dedup();
+        sequences
+    }
+
     /// Runs the query and returns every matching record with the attributes
     /// of its study (and series) merged in.
-    fn run(&self, node: &Node) -> Result<Vec<Record>, WebError> {
+    fn run(&self, node: &Node) -> Result<Vec<QueryRecord>, WebError> {
         let keys = self.keys();
-        let own = self.level_keys();
-        let parent_keys = |parent: &[&str]| -> Record {
+        let own_level = match self.level {
+            Level::Patient => Level::Study,
+            level => level,
+        };
+        let is_own = |key: &str| belongs_to(own_level, self.level_keys(), key);
+        let parent_keys = |parent: Level| -> Keys {
             keys.iter()
-                .filter(|(k, _)| !own.contains(&k.as_str()) && parent.contains(&k.as_str()))
+                .filter(|(k, _)| !is_own(k) && belongs_to(parent, parent.keywords(), k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
-        let study_keys = parent_keys(Level::Study.keywords());
+        let study_keys = parent_keys(Level::Study);
         let series_keys = match self.level {
-            Level::Instance => parent_keys(Level::Series.keywords()),
-            _ => Record::new(),
+            Level::Instance => parent_keys(Level::Series),
+            _ => Keys::new(),
         };
-        let level_keys: Record = keys
+        let level_keys: Keys = keys
             .iter()
             .filter(|(k, _)| !study_keys.contains_key(*k) && !series_keys.contains_key(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -241,11 +286,7 @@ impl Search {
             let parent_series = series.get(uid_of(record, "SeriesInstanceUID"));
             let parent_study = studies.get(uid_of(record, "StudyInstanceUID"));
             for parent in parent_series.into_iter().chain(parent_study) {
-                for (keyword, value) in parent {
-                    record
-                        .entry(keyword.clone())
-                        .or_insert_with(|| value.clone());
-                }
+                merge_parent(record, parent);
             }
         }
         Ok(records)
@@ -257,10 +298,14 @@ impl Search {
     /// TODO: only attributes the catalog indexes can be returned, so an
     /// `includefield` naming another one (PatientAge, BodyPartExamined, ...)
     /// is accepted but absent from the results.
-    fn to_json(&self, base: &str, record: &Record) -> serde_json::Map<String, Value> {
+    ///
+    /// Sequences are in the record only when a key or `includefield` named
+    /// them, so all of them are encoded, each with its matching items.
+    fn to_json(&self, base: &str, record: &QueryRecord) -> serde_json::Map<String, Value> {
         let own = self.level_keys();
         let keys = self.keys();
-        let selected: Record = record
+        let selected: Keys = record
+            .attributes
             .iter()
             .filter(|(keyword, _)| {
                 let keyword = keyword.as_str();
@@ -269,15 +314,18 @@ impl Search {
                     || match &self.query.include {
                         IncludeFields::Default => false,
                         IncludeFields::All => true,
-                        IncludeFields::Attributes(list) => {
-                            list.iter().any(|a| a.keyword == keyword)
-                        }
+                        IncludeFields::Attributes(list) => list
+                            .iter()
+                            .any(|a| a.sequence.is_none() && a.keyword == keyword),
                     }
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
         let mut map = json::record(&selected);
+        for (keyword, items) in &record.sequences {
+            json::sequence_attribute(&mut map, keyword, items);
+        }
         let study = uid_of(record, "StudyInstanceUID");
         let url = match self.level {
             Level::Study | Level::Patient => resource_url(base, study, None, None),
@@ -296,18 +344,38 @@ impl Search {
     }
 }
 
-fn uid_of<'a>(record: &'a Record, keyword: &str) -> &'a str {
-    record.get(keyword).map(String::as_str).unwrap_or("")
+/// Tells whether a catalog key (a keyword or a `Sequence.Attribute` path)
+/// names an attribute or sequence of `level`, whose attributes are `keywords`.
+fn belongs_to(level: Level, keywords: &[&str], key: &str) -> bool {
+    let top = key.split('.').next().unwrap_or(key);
+    keywords.contains(&top) || level.sequence_keywords().contains(&top)
+}
+
+/// Adds a parent's attributes and sequences that the record lacks.
+fn merge_parent(record: &mut QueryRecord, parent: &QueryRecord) {
+    for (keyword, value) in &parent.attributes {
+        let entry = record.attributes.entry(keyword.clone());
+        entry.or_insert_with(|| value.clone());
+    }
+    for (keyword, items) in &parent.sequences {
+        let entry = record.sequences.entry(keyword.clone());
+        entry.or_insert_with(|| items.clone());
+    }
+}
+
+fn uid_of<'a>(record: &'a QueryRecord, keyword: &str) -> &'a str {
+    let value = record.attributes.get(keyword);
+    value.map(String::as_str).unwrap_or("")
 }
 
 /// Parent records (studies or series) of `records` that match `keys`, by UID.
 fn parents(
     node: &Node,
     level: Level,
-    keys: &Record,
-    records: &[Record],
+    keys: &Keys,
+    records: &[QueryRecord],
     uid_keyword: &str,
-) -> Result<HashMap<String, Record>, WebError> {
+) -> Result<HashMap<String, QueryRecord>, WebError> {
     let mut found = HashMap::new();
     let mut uids: Vec<&str> = records.iter().map(|r| uid_of(r, uid_keyword)).collect();
     uids.sort_unstable();
