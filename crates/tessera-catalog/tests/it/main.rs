@@ -8,7 +8,7 @@ use openraft::{CommittedLeaderId, EntryPayload, LogId};
 use proptest::prelude::*;
 use prost::Message;
 use tessera_catalog::raft::Entry;
-use tessera_catalog::{Catalog, Level, Outcome, Proposal};
+use tessera_catalog::{Catalog, CatalogError, Level, Outcome, Proposal};
 use tessera_proto::v1::{event::Body, *};
 
 fn entry(index: u64, event: &Event) -> Entry {
@@ -256,4 +256,345 @@ async fn index_queries_use_dicom_matching() {
     assert_eq!(find("StudyDate", "-20240101"), 1);
     assert_eq!(find("StudyInstanceUID", "1.2.3.1\\1.2.3.2"), 2);
     assert_eq!(find("ModalitiesInStudy", "CT"), 6);
+}
+
+fn sequence(keyword: &str, items: &[&[(&str, &str)]]) -> SequenceAttribute {
+    let items = items.iter().map(|pairs| SequenceItem {
+        attributes: pairs
+            .iter()
+            .map(|(keyword, value)| ItemAttribute {
+                keyword: keyword.to_string(),
+                value: value.to_string(),
+            })
+            .collect(),
+    });
+    SequenceAttribute {
+        keyword: keyword.to_string(),
+        items: items.collect(),
+    }
+}
+
+/// An instance event of study `study`, series 1, with `sequences`.
+fn stored_with(study: u8, sequences: Vec<SequenceAttribute>) -> Event {
+    let mut event = stored(study, 1, 1, study);
+    if let Some(Body::InstanceStored(stored)) = &mut event.body {
+        stored.attributes.as_mut().expect("attributes").sequences = sequences;
+    }
+    event
+}
+
+/// Two series with requests: the first with RP1/SPS1 and RP2/SPS2, the
+/// second with RP3/SPS3, and a third series without the sequence.
+fn request_events() -> Vec<Event> {
+    let two = sequence(
+        "RequestAttributesSequence",
+        &[
+            &[
+                ("RequestedProcedureID", "RP1"),
+                ("ScheduledProcedureStepID", "SPS1"),
+            ],
+            &[
+                ("RequestedProcedureID", "RP2"),
+                ("ScheduledProcedureStepID", "SPS2"),
+            ],
+        ],
+    );
+    let one = sequence(
+        "RequestAttributesSequence",
+        &[&[
+            ("RequestedProcedureID", "RP3"),
+            ("ScheduledProcedureStepID", "SPS3"),
+        ]],
+    );
+    vec![
+        stored_with(1, vec![two]),
+        stored_with(2, vec![one]),
+        stored_with(3, Vec::new()),
+    ]
+}
+
+fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn requested_ids(record: &tessera_catalog::QueryRecord) -> Vec<String> {
+    record.sequences["RequestAttributesSequence"]
+        .iter()
+        .map(|item| item["RequestedProcedureID"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn sequence_item_key_returns_matching_items() {
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = apply_all(dir.path(), &request_events(), false).await;
+
+    let page = catalog
+        .query(
+            Level::Series,
+            &keys(&[("RequestAttributesSequence.RequestedProcedureID", "RP2")]),
+            0,
+            0,
+        )
+        .expect("query");
+
+    assert_eq!(page.total, 1);
+    assert_eq!(page.records[0].attributes["SeriesInstanceUID"], "1.2.3.1.1");
+    assert_eq!(requested_ids(&page.records[0]), ["RP2"]);
+    let item = &page.records[0].sequences["RequestAttributesSequence"][0];
+    assert_eq!(item["ScheduledProcedureStepID"], "SPS2");
+}
+
+#[tokio::test]
+async fn sequence_item_keys_match_within_one_item() {
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = apply_all(dir.path(), &request_events(), false).await;
+    let find = |pairs: &[(&str, &str)]| {
+        catalog
+            .query(Level::Series, &keys(pairs), 0, 0)
+            .expect("query")
+            .total
+    };
+
+    let same_item = find(&[
+        ("RequestAttributesSequence.RequestedProcedureID", "RP1"),
+        ("RequestAttributesSequence.ScheduledProcedureStepID", "SPS1"),
+    ]);
+    let across_items = find(&[
+        ("RequestAttributesSequence.RequestedProcedureID", "RP1"),
+        ("RequestAttributesSequence.ScheduledProcedureStepID", "SPS2"),
+    ]);
+    let no_item = find(&[("RequestAttributesSequence.RequestedProcedureID", "RP9")]);
+
+    assert_eq!(same_item, 1);
+    assert_eq!(across_items, 0);
+    assert_eq!(no_item, 0);
+}
+
+#[tokio::test]
+async fn universal_sequence_key_returns_every_item() {
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = apply_all(dir.path(), &request_events(), false).await;
+
+    let page = catalog
+        .query(
+            Level::Series,
+            &keys(&[("RequestAttributesSequence", "")]),
+            0,
+            0,
+        )
+        .expect("query");
+
+    assert_eq!(
+        page.total, 3,
+        "universal matching keeps series without items"
+    );
+    let by_series: BTreeMap<&str, Vec<String>> = page
+        .records
+        .iter()
+        .map(|r| (r.attributes["SeriesInstanceUID"].as_str(), requested_ids(r)))
+        .collect();
+    assert_eq!(by_series["1.2.3.1.1"], ["RP1", "RP2"]);
+    assert_eq!(by_series["1.2.3.2.1"], ["RP3"]);
+    assert!(by_series["1.2.3.3.1"].is_empty());
+}
+
+#[tokio::test]
+async fn wildcard_item_key_and_other_keys_combine() {
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = apply_all(dir.path(), &request_events(), false).await;
+
+    let page = catalog
+        .query(
+            Level::Series,
+            &keys(&[
+                ("RequestAttributesSequence.RequestedProcedureID", "RP*"),
+                ("StudyInstanceUID", "1.2.3.2"),
+            ]),
+            0,
+            0,
+        )
+        .expect("query");
+
+    assert_eq!(page.total, 1);
+    assert_eq!(requested_ids(&page.records[0]), ["RP3"]);
+}
+
+#[tokio::test]
+async fn sequences_are_not_returned_unless_requested() {
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = apply_all(dir.path(), &request_events(), false).await;
+
+    let page = catalog
+        .query(Level::Series, &BTreeMap::new(), 0, 0)
+        .expect("query");
+
+    assert_eq!(page.total, 3);
+    assert!(page.records.iter().all(|r| r.sequences.is_empty()));
+}
+
+#[tokio::test]
+async fn sequences_are_indexed_per_level() {
+    let dir = tempfile::tempdir().expect("dir");
+    let event = stored_with(
+        1,
+        vec![
+            sequence(
+                "OtherPatientIDsSequence",
+                &[&[("PatientID", "X-9"), ("IssuerOfPatientID", "SITE-B")]],
+            ),
+            sequence(
+                "ProcedureCodeSequence",
+                &[&[("CodeValue", "CTHEAD"), ("CodingSchemeDesignator", "LOCAL")]],
+            ),
+            sequence(
+                "ReferencedStudySequence",
+                &[&[("ReferencedSOPInstanceUID", "1.2.9")]],
+            ),
+            sequence("ConceptNameCodeSequence", &[&[("CodeValue", "18748-4")]]),
+        ],
+    );
+    let catalog = apply_all(dir.path(), &[event], false).await;
+    let total = |level: Level, pairs: &[(&str, &str)]| {
+        catalog
+            .query(level, &keys(pairs), 0, 0)
+            .expect("query")
+            .total
+    };
+
+    let patient = [("OtherPatientIDsSequence.IssuerOfPatientID", "SITE-B")];
+    assert_eq!(total(Level::Patient, &patient), 1);
+    assert_eq!(total(Level::Study, &patient), 1);
+    let code = [
+        ("ProcedureCodeSequence.CodeValue", "CTHEAD"),
+        ("ProcedureCodeSequence.CodingSchemeDesignator", "LOCAL"),
+    ];
+    assert_eq!(total(Level::Study, &code), 1);
+    let reference = [(
+        "ReferencedStudySequence.ReferencedSOPInstanceUID",
+        "1.2.8\\1.2.9",
+    )];
+    assert_eq!(total(Level::Study, &reference), 1);
+    let title = [("ConceptNameCodeSequence.CodeValue", "18748-4")];
+    assert_eq!(total(Level::Instance, &title), 1);
+    assert_eq!(
+        total(
+            Level::Instance,
+            &[("ConceptNameCodeSequence.CodeValue", "11528-7")]
+        ),
+        0
+    );
+}
+
+#[tokio::test]
+async fn sequence_keys_outside_the_index_are_rejected() {
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = apply_all(dir.path(), &request_events(), false).await;
+    let query = |pairs: &[(&str, &str)]| catalog.query(Level::Series, &keys(pairs), 0, 0);
+
+    let other_level = query(&[("ProcedureCodeSequence.CodeValue", "X")]).expect_err("study");
+    let other_item = query(&[("RequestAttributesSequence.PatientName", "X")]).expect_err("item");
+    let with_value = query(&[("RequestAttributesSequence", "RP1")]).expect_err("value");
+
+    assert!(
+        matches!(other_level, CatalogError::UnsupportedKey { ref keyword, .. }
+            if keyword == "ProcedureCodeSequence.CodeValue"),
+        "{other_level}"
+    );
+    assert!(
+        other_item
+            .to_string()
+            .contains("RequestAttributesSequence.RequestedProcedureID"),
+        "{other_item}"
+    );
+    assert!(
+        matches!(with_value, CatalogError::SequenceValue { .. }),
+        "{with_value}"
+    );
+}
+
+#[tokio::test]
+async fn events_without_sequences_still_apply() {
+    let dir = tempfile::tempdir().expect("dir");
+    // An event as written before sequences were indexed: field 50 absent.
+    let old = stored(1, 1, 1, 1);
+    let bytes = old.encode_to_vec();
+    let decoded = Event::decode(bytes.as_slice()).expect("decodes");
+    let catalog = apply_all(dir.path(), &[decoded], false).await;
+
+    let page = catalog
+        .query(
+            Level::Series,
+            &keys(&[("RequestAttributesSequence", "")]),
+            0,
+            0,
+        )
+        .expect("query");
+    let filtered = catalog
+        .query(
+            Level::Series,
+            &keys(&[("RequestAttributesSequence.RequestedProcedureID", "RP1")]),
+            0,
+            0,
+        )
+        .expect("query");
+
+    assert_eq!(page.total, 1);
+    assert!(page.records[0].sequences["RequestAttributesSequence"].is_empty());
+    assert_eq!(filtered.total, 0);
+}
+
+fn request_item_strategy() -> impl Strategy<Value = BTreeMap<String, String>> {
+    let keyword = proptest::sample::select(vec![
+        "RequestedProcedureID".to_string(),
+        "ScheduledProcedureStepID".to_string(),
+        "AccessionNumber".to_string(),
+    ]);
+    proptest::collection::btree_map(keyword, "[A-Z0-9]{1,6}", 0..3)
+}
+
+fn to_proto_item(item: &BTreeMap<String, String>) -> SequenceItem {
+    let attributes = item.iter().map(|(keyword, value)| ItemAttribute {
+        keyword: keyword.clone(),
+        value: value.clone(),
+    });
+    SequenceItem {
+        attributes: attributes.collect(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn stored_sequences_come_back_from_queries(
+        items in proptest::collection::vec(request_item_strategy(), 0..5),
+    ) {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let dir = tempfile::tempdir().expect("dir");
+        let sequence = SequenceAttribute {
+            keyword: "RequestAttributesSequence".into(),
+            items: items.iter().map(to_proto_item).collect(),
+        };
+        let event = stored_with(1, vec![sequence]);
+        let decoded = Event::decode(event.encode_to_vec().as_slice()).expect("decodes");
+        prop_assert_eq!(&decoded, &event);
+        let catalog = runtime.block_on(apply_all(dir.path(), &[decoded], false));
+
+        let universal = keys(&[("RequestAttributesSequence", "")]);
+        let page = catalog.query(Level::Series, &universal, 0, 0).expect("query");
+        prop_assert_eq!(&page.records[0].sequences["RequestAttributesSequence"], &items);
+
+        for item in &items {
+            let Some(id) = item.get("RequestedProcedureID") else { continue };
+            let key = keys(&[("RequestAttributesSequence.RequestedProcedureID", id)]);
+            let page = catalog.query(Level::Series, &key, 0, 0).expect("query");
+            let returned = &page.records[0].sequences["RequestAttributesSequence"];
+            prop_assert!(returned.contains(item));
+            prop_assert!(returned.iter().all(|i| i.get("RequestedProcedureID") == Some(id)));
+        }
+    }
 }

@@ -2,9 +2,12 @@
 
 use std::io::Read;
 
-use dicom_core::{DataElement, VR};
+use dicom_core::value::DataSetSequence;
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::meta::FileMetaTableBuilder;
+use dicom_object::InMemDicomObject;
+use tessera_dicom::sequences::MAX_INDEXED_ITEMS;
 use tessera_dicom::{read_index_attributes, read_index_attributes_from, DicomError};
 
 use crate::support::{
@@ -570,4 +573,112 @@ fn item_delimiter_outside_item_is_rejected() {
         panic!("expected InvalidDataSet, got {error:?}");
     };
     assert!(reason.contains("(FFFE,E00D)"), "{reason}");
+}
+
+fn sequence_item(elements: Vec<DataElement<InMemDicomObject>>) -> InMemDicomObject {
+    InMemDicomObject::from_element_iter(elements)
+}
+
+fn sequence_element(tag: Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
+}
+
+#[test]
+fn sequences_are_decoded_with_the_character_set() {
+    let mut dataset = ct_dataset();
+    dataset.put(DataElement::new(
+        tags::SPECIFIC_CHARACTER_SET,
+        VR::CS,
+        "\\ISO 2022 IR 87",
+    ));
+    // Annex H of PS3.5: "Yamada^Tarou=山田^太郎" in ISO 2022 IR 87.
+    let japanese = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B".to_vec();
+    let procedure = sequence_item(vec![
+        DataElement::new(Tag(0x0008, 0x0100), VR::SH, "CTHEAD"),
+        DataElement::new(Tag(0x0008, 0x0102), VR::SH, "LOCAL "),
+        DataElement::new(Tag(0x0008, 0x0104), VR::LO, PrimitiveValue::from(japanese)),
+    ]);
+    let request = |id: &str| {
+        sequence_item(vec![
+            DataElement::new(Tag(0x0040, 0x1001), VR::SH, id),
+            // Not indexed, so not kept.
+            DataElement::new(Tag(0x0040, 0x0002), VR::DA, "20240215"),
+        ])
+    };
+    dataset.put(sequence_element(Tag(0x0008, 0x1032), vec![procedure]));
+    dataset.put(sequence_element(
+        Tag(0x0040, 0x0275),
+        vec![request("RP1"), request("RP2")],
+    ));
+    let bytes = part10(dataset, uids::EXPLICIT_VR_LITTLE_ENDIAN);
+
+    let attributes = read_index_attributes(&bytes).unwrap();
+
+    let keywords: Vec<&str> = attributes
+        .sequences
+        .iter()
+        .map(|s| s.keyword.as_str())
+        .collect();
+    assert_eq!(
+        keywords,
+        ["ProcedureCodeSequence", "RequestAttributesSequence"]
+    );
+    let code = &attributes.sequences[0].items[0];
+    assert_eq!(code["CodeValue"], "CTHEAD");
+    assert_eq!(code["CodingSchemeDesignator"], "LOCAL");
+    assert_eq!(code["CodeMeaning"], "Yamada^Tarou=山田^太郎");
+    assert!(!code.contains_key("CodingSchemeVersion"));
+    let requests = &attributes.sequences[1].items;
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1]["RequestedProcedureID"], "RP2");
+    assert_eq!(requests[1].len(), 1, "{:?}", requests[1]);
+}
+
+#[test]
+fn sequences_read_in_implicit_vr() {
+    let mut dataset = ct_dataset();
+    let other_id = sequence_item(vec![
+        DataElement::new(Tag(0x0010, 0x0020), VR::LO, "X-9"),
+        DataElement::new(Tag(0x0010, 0x0021), VR::LO, "SITE-B"),
+    ]);
+    dataset.put(sequence_element(Tag(0x0010, 0x1002), vec![other_id]));
+    let bytes = part10(dataset, uids::IMPLICIT_VR_LITTLE_ENDIAN);
+
+    let attributes = read_index_attributes(&bytes).unwrap();
+
+    let items = &attributes.sequences[0].items;
+    assert_eq!(attributes.sequences[0].keyword, "OtherPatientIDsSequence");
+    assert_eq!(items[0]["PatientID"], "X-9");
+    assert_eq!(items[0]["IssuerOfPatientID"], "SITE-B");
+}
+
+#[test]
+fn sequence_items_past_the_limit_are_not_indexed() {
+    let mut dataset = ct_dataset();
+    let items = (0..MAX_INDEXED_ITEMS + 6)
+        .map(|i| {
+            let id = format!("ID{i}");
+            sequence_item(vec![DataElement::new(Tag(0x0010, 0x0020), VR::LO, id)])
+        })
+        .collect();
+    dataset.put(sequence_element(Tag(0x0010, 0x1002), items));
+    let bytes = part10(dataset, uids::EXPLICIT_VR_LITTLE_ENDIAN);
+
+    let attributes = read_index_attributes(&bytes).unwrap();
+
+    let items = &attributes.sequences[0].items;
+    assert_eq!(items.len(), MAX_INDEXED_ITEMS);
+    assert_eq!(
+        items[MAX_INDEXED_ITEMS - 1]["PatientID"],
+        format!("ID{}", MAX_INDEXED_ITEMS - 1)
+    );
+}
+
+#[test]
+fn instance_without_sequences_has_none() {
+    let bytes = part10(ct_dataset(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
+
+    let attributes = read_index_attributes(&bytes).unwrap();
+
+    assert!(attributes.sequences.is_empty());
 }

@@ -1,6 +1,9 @@
 //! C-FIND matching rules, one group of tests per rule.
 
-use tessera_dicom::matching::{normalize_person_name, MatchError, Matcher, ValueRule};
+use tessera_dicom::matching::{
+    normalize_person_name, MatchError, Matcher, SequenceMatcher, ValueRule,
+};
+use tessera_dicom::sequences::SequenceItem;
 
 fn matcher(keyword: &str, key: &str) -> Matcher {
     Matcher::parse(keyword, key)
@@ -523,4 +526,130 @@ fn sequence_key_with_value_is_rejected() {
         matches!(error, MatchError::UnsupportedVr { vr: "SQ", .. }),
         "{error:?}"
     );
+}
+
+// Sequence matching
+
+fn item(pairs: &[(&str, &str)]) -> SequenceItem {
+    pairs
+        .iter()
+        .map(|(keyword, value)| (keyword.to_string(), value.to_string()))
+        .collect()
+}
+
+fn sequence_matcher(pairs: &[(&str, &str)]) -> SequenceMatcher {
+    SequenceMatcher::parse(&item(pairs)).expect("item keys parse")
+}
+
+fn requests() -> Vec<SequenceItem> {
+    vec![
+        item(&[
+            ("RequestedProcedureID", "RP1"),
+            ("ScheduledProcedureStepID", "SPS1"),
+            ("AccessionNumber", "A-100"),
+        ]),
+        item(&[
+            ("RequestedProcedureID", "RP2"),
+            ("ScheduledProcedureStepID", "SPS2"),
+            ("AccessionNumber", "A-200"),
+        ]),
+    ]
+}
+
+#[test]
+fn sequence_without_item_keys_returns_every_item() {
+    let matcher = sequence_matcher(&[]);
+    let items = requests();
+
+    assert!(matcher.is_universal());
+    assert_eq!(matcher.matching_items(&items).map(|m| m.len()), Some(2));
+    assert_eq!(matcher.matching_items(&[]).map(|m| m.len()), Some(0));
+}
+
+#[test]
+fn sequence_of_universal_item_keys_is_universal() {
+    let matcher = sequence_matcher(&[("RequestedProcedureID", ""), ("AccessionNumber", "*")]);
+
+    assert!(matcher.is_universal());
+    assert_eq!(matcher.matching_items(&[]).map(|m| m.len()), Some(0));
+}
+
+#[test]
+fn single_value_item_key_returns_only_matching_item() {
+    let matcher = sequence_matcher(&[("RequestedProcedureID", "RP2")]);
+    let items = requests();
+
+    let matching = matcher.matching_items(&items).expect("one item matches");
+
+    assert_eq!(matching.len(), 1);
+    assert_eq!(matching[0]["ScheduledProcedureStepID"], "SPS2");
+}
+
+#[test]
+fn wildcard_item_key_matches_several_items() {
+    let matcher = sequence_matcher(&[("AccessionNumber", "A-?00")]);
+    let items = requests();
+
+    let matching = matcher.matching_items(&items).expect("items match");
+
+    assert_eq!(matching.len(), 2);
+}
+
+#[test]
+fn item_keys_must_match_within_one_item() {
+    let across = sequence_matcher(&[
+        ("RequestedProcedureID", "RP1"),
+        ("ScheduledProcedureStepID", "SPS2"),
+    ]);
+    let within = sequence_matcher(&[
+        ("RequestedProcedureID", "RP1"),
+        ("ScheduledProcedureStepID", "SPS1"),
+    ]);
+    let items = requests();
+
+    assert_eq!(across.matching_items(&items), None);
+    assert_eq!(within.matching_items(&items).map(|m| m.len()), Some(1));
+}
+
+#[test]
+fn item_key_without_match_rejects_record() {
+    let matcher = sequence_matcher(&[("RequestedProcedureID", "RP9")]);
+
+    assert_eq!(matcher.matching_items(&requests()), None);
+}
+
+#[test]
+fn empty_stored_sequence_matches_only_universal() {
+    let matcher = sequence_matcher(&[("RequestedProcedureID", "RP1")]);
+
+    assert_eq!(matcher.matching_items(&[]), None);
+}
+
+#[test]
+fn item_lacking_the_attribute_does_not_match() {
+    let matcher = sequence_matcher(&[("CodingSchemeDesignator", "DCM")]);
+    let items = vec![item(&[("CodeValue", "126000")])];
+
+    assert_eq!(matcher.matching_items(&items), None);
+}
+
+#[test]
+fn item_keys_follow_their_vr_rules() {
+    let uids = sequence_matcher(&[("ReferencedSOPInstanceUID", "1.2.3\\1.2.4")]);
+    let dates = sequence_matcher(&[("ScheduledProcedureStepStartDate", "20240101-20240131")]);
+    let names = sequence_matcher(&[("PatientName", "doe^j*")]);
+
+    assert!(uids.matches_item(&item(&[("ReferencedSOPInstanceUID", "1.2.4")])));
+    assert!(!uids.matches_item(&item(&[("ReferencedSOPInstanceUID", "1.2.5")])));
+    assert!(dates.matches_item(&item(&[("ScheduledProcedureStepStartDate", "20240115")])));
+    assert!(!dates.matches_item(&item(&[("ScheduledProcedureStepStartDate", "20240201")])));
+    assert!(names.matches_item(&item(&[("PatientName", "DOE^JANE")])));
+}
+
+#[test]
+fn invalid_item_key_is_an_error() {
+    let error = SequenceMatcher::parse(&item(&[("ReferencedSOPInstanceUID", "1.2.*")]))
+        .expect_err("wildcard in a UID");
+
+    assert!(matches!(error, MatchError::InvalidUid { .. }), "{error}");
 }
