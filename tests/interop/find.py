@@ -5,16 +5,20 @@ Usage: find.py HOST PORT CALLED_AE --level STUDY [--model study|patient]
                [--charset 'ISO_IR 100'] [--key Keyword=value]...
                [--cancel-after N] [--encoding explicit|implicit]
 
-Values are given as Unicode and encoded by pydicom in --charset. Each
-match is printed with its Specific Character Set and its values decoded by
-pydicom, as a client would display them.
+Values are given as Unicode and encoded by pydicom in --charset. A key
+Sequence.Keyword=value puts an item key in the one item of a sequence key,
+and Sequence= sends the sequence key with no item. Each match is printed
+with its Specific Character Set and its values decoded by pydicom, as a
+client would display them, a sequence as a list of its items.
 """
 
 import argparse
 import json
 import sys
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import (
@@ -44,13 +48,26 @@ def identifier(args):
     ds.QueryRetrieveLevel = args.level
     for key in args.key:
         keyword, _, value = key.partition("=")
-        setattr(ds, keyword, value)
+        sequence, _, item_keyword = keyword.partition(".")
+        if item_keyword:
+            if sequence not in ds:
+                setattr(ds, sequence, Sequence())
+            if len(ds[sequence].value) == 0:
+                ds[sequence].value.append(Dataset())
+            setattr(ds[sequence].value[0], item_keyword, value)
+        elif dictionary_VR(keyword) == "SQ":
+            setattr(ds, keyword, Sequence())
+        else:
+            setattr(ds, keyword, value)
     return ds
 
 
 def text(element):
     if element.VR == "SQ":
-        return [None for _ in element.value]
+        return [
+            {el.keyword: text(el) for el in item if el.keyword}
+            for item in element.value
+        ]
     value = element.value
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)

@@ -16,3 +16,4 @@ mod harness;
 mod membership;
 mod query;
 mod rereplication;
+mod sequence_query;

@@ -465,6 +465,114 @@ mod tests {
         assert!(comment.contains("WORKLIST"), "{comment}");
     }
 
+    const REQUEST_ATTRIBUTES: Tag = Tag(0x0040, 0x0275);
+    const REQUESTED_PROCEDURE_ID: Tag = Tag(0x0040, 0x1001);
+    const SCHEDULED_STEP_ID: Tag = Tag(0x0040, 0x0009);
+
+    fn sequence_identifier(items: Vec<DataSet>) -> Vec<u8> {
+        let mut set = DataSet::default();
+        set.put_text(SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
+        set.put_text(QUERY_RETRIEVE_LEVEL, VR::CS, "SERIES");
+        set.put_items(REQUEST_ATTRIBUTES, items);
+        set.encode(Encoding::ExplicitLittle)
+    }
+
+    fn request_key(id: &[u8]) -> DataSet {
+        let mut item = DataSet::default();
+        item.put_bytes(REQUESTED_PROCEDURE_ID, VR::SH, id.to_vec());
+        item.put_text(SCHEDULED_STEP_ID, VR::SH, "");
+        item
+    }
+
+    #[test]
+    fn sequence_key_becomes_item_keys() {
+        let data = sequence_identifier(vec![request_key(b"R\xd6NTGEN ")]);
+
+        let decoded = decode_identifier(&data, Some(Encoding::ExplicitLittle)).unwrap();
+
+        assert_eq!(decoded.keys["RequestAttributesSequence"], "");
+        assert_eq!(
+            decoded.keys["RequestAttributesSequence.RequestedProcedureID"],
+            "RÖNTGEN"
+        );
+        assert_eq!(
+            decoded.keys["RequestAttributesSequence.ScheduledProcedureStepID"],
+            ""
+        );
+    }
+
+    #[test]
+    fn sequence_key_without_items_is_universal() {
+        let data = sequence_identifier(Vec::new());
+
+        let decoded = decode_identifier(&data, Some(Encoding::ExplicitLittle)).unwrap();
+
+        assert_eq!(decoded.keys.len(), 1, "{:?}", decoded.keys);
+        assert_eq!(decoded.keys["RequestAttributesSequence"], "");
+    }
+
+    #[test]
+    fn sequence_key_with_two_items_is_rejected() {
+        let data = sequence_identifier(vec![request_key(b"RP1"), request_key(b"RP2")]);
+
+        let (code, comment) = decode_identifier(&data, Some(Encoding::ExplicitLittle))
+            .err()
+            .unwrap();
+
+        assert_eq!(code, status::CANNOT_UNDERSTAND);
+        assert!(comment.contains("RequestAttributesSequence"), "{comment}");
+    }
+
+    fn record_with_requests() -> QueryRecord {
+        let item = |id: &str, step: &str| {
+            SequenceItem::from([
+                ("RequestedProcedureID".to_string(), id.to_string()),
+                ("ScheduledProcedureStepID".to_string(), step.to_string()),
+                ("AccessionNumber".to_string(), "A-1".to_string()),
+            ])
+        };
+        QueryRecord {
+            attributes: BTreeMap::new(),
+            sequences: BTreeMap::from([(
+                "RequestAttributesSequence".to_string(),
+                vec![item("RP1", "SPS1"), item("RP2", "SPS2")],
+            )]),
+        }
+    }
+
+    #[test]
+    fn response_items_carry_the_requested_item_keys() {
+        let key_items = [request_key(b"RP*")];
+
+        let items = response_items(REQUEST_ATTRIBUTES, &key_items, &record_with_requests());
+
+        assert_eq!(items.len(), 2);
+        let tags: Vec<Tag> = items[1].iter().map(|(tag, _, _)| *tag).collect();
+        assert_eq!(tags, [SCHEDULED_STEP_ID, REQUESTED_PROCEDURE_ID]);
+        assert_eq!(items[1][0].2, "SPS2");
+        assert_eq!(items[1][1].2, "RP2");
+    }
+
+    #[test]
+    fn response_items_of_universal_key_carry_every_indexed_attribute() {
+        let items = response_items(REQUEST_ATTRIBUTES, &[], &record_with_requests());
+
+        assert_eq!(items.len(), 2);
+        let accession = items[0]
+            .iter()
+            .find(|(tag, _, _)| *tag == Tag(0x0008, 0x0050))
+            .expect("AccessionNumber is indexed");
+        assert_eq!(accession.2, "A-1");
+        assert_eq!(items[0].len(), 6, "{:?}", items[0]);
+    }
+
+    #[test]
+    fn response_items_of_unindexed_sequence_are_empty() {
+        let items = response_items(Tag(0x0040, 0x0260), &[], &record_with_requests());
+
+        assert!(items.is_empty());
+    }
+
     #[test]
     fn unencodable_values_switch_to_utf8() {
         let values = vec![(Tag(0x0010, 0x0010), VR::PN, "王^小明".to_string())];
