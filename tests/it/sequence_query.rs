@@ -1,8 +1,8 @@
-//! Sequence matching across a three-node cluster: instances with Request
+//! Sequence matching across a three-node cluster. Instances with Request
 //! Attributes, Procedure Code, Other Patient IDs, Referenced Study and
-//! Concept Name Code sequences are stored through node 1, found by item
-//! keys through node 2 with DCMTK's findscu and pynetdicom, and through
-//! node 3 with QIDO-RS. Only the matching items come back.
+//! Concept Name Code sequences are stored through node 1. Node 2 finds them
+//! by item keys for DCMTK's findscu and pynetdicom, and node 3 for QIDO-RS.
+//! Only the matching items come back.
 
 use std::path::Path;
 use std::process::Command;

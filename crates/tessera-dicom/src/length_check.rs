@@ -14,9 +14,9 @@
 //! root-level Pixel Data (or any later root-level tag), where dicom-object
 //! stops too. It skips values in bounded chunks without allocating them.
 //! On the way it keeps the raw bytes of the root-level attributes that the
-//! caller asks for, and of the attributes it asks for in the items of
-//! root-level sequences, so their text can be decoded with the character
-//! sets of the file rather than with what dicom-rs supports.
+//! caller lists, and of the listed attributes in the items of root-level
+//! sequences, so their text can be decoded with the character sets of the
+//! file rather than with what dicom-rs supports.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -318,8 +318,8 @@ impl DataSetWalk<'_> {
 
         let sequence = self.root_sequence?;
         let in_root_item = self.open.len() == 2 && self.items_seen > 0;
-        let wanted = self.keep.in_items.contains(&(sequence, tag));
-        (in_root_item && wanted).then_some(Destination::Item(sequence, self.items_seen - 1, tag))
+        let listed = self.keep.in_items.contains(&(sequence, tag));
+        (in_root_item && listed).then_some(Destination::Item(sequence, self.items_seen - 1, tag))
     }
 
     fn store(&mut self, destination: Option<Destination>, value: Option<Vec<u8>>) {
@@ -422,8 +422,8 @@ impl DataSetWalk<'_> {
     }
 }
 
-/// Where the walk keeps a value: at the root, or in an item of a root-level
-/// sequence (sequence tag, item index, attribute tag).
+/// The place of a kept value: the root, or an item of a root-level sequence
+/// (sequence tag, item index, attribute tag).
 #[derive(Debug, Clone, Copy)]
 enum Destination {
     Root(Tag),

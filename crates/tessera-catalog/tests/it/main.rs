@@ -274,7 +274,7 @@ fn sequence(keyword: &str, items: &[&[(&str, &str)]]) -> SequenceAttribute {
     }
 }
 
-/// An instance event of study `study`, series 1, with `sequences`.
+/// Builds an instance event of study `study`, series 1, with `sequences`.
 fn stored_with(study: u8, sequences: Vec<SequenceAttribute>) -> Event {
     let mut event = stored(study, 1, 1, study);
     if let Some(Body::InstanceStored(stored)) = &mut event.body {

@@ -4,8 +4,8 @@
 //! at least one of its items matches every item key, and only those items
 //! are returned. A key without item keys, or whose item keys are all
 //! universal, is universal: every record matches and every item is returned.
-//! The standard makes the empty item universal. It says nothing of an item
-//! of universal keys only, and treating it alike keeps records whose
+//! The standard makes the empty item universal but does not cover an item
+//! of universal keys only. Treating that item alike keeps records whose
 //! sequence is empty, as universal matching of a plain attribute does.
 
 use std::collections::BTreeMap;

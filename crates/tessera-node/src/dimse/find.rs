@@ -541,7 +541,7 @@ mod tests {
     }
 
     #[test]
-    fn response_items_carry_the_requested_item_keys() {
+    fn response_items_carry_requested_keys() {
         let key_items = [request_key(b"RP*")];
 
         let items = response_items(REQUEST_ATTRIBUTES, &key_items, &record_with_requests());
@@ -554,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn response_items_of_universal_key_carry_every_indexed_attribute() {
+    fn universal_key_returns_every_item_attribute() {
         let items = response_items(REQUEST_ATTRIBUTES, &[], &record_with_requests());
 
         assert_eq!(items.len(), 2);

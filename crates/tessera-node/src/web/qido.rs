@@ -198,8 +198,8 @@ impl Search {
         }
     }
 
-    /// The catalog levels whose records this search reads: its own level
-    /// and the parent levels whose attributes it merges in.
+    /// Returns the catalog levels whose records this search reads: its own
+    /// level and the parent levels whose attributes it merges in.
     fn searched_levels(&self) -> &'static [Level] {
         match self.level {
             Level::Study | Level::Patient => &[Level::Study],
