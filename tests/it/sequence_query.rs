@@ -214,6 +214,28 @@ async fn sequence_keys_match_items_across_nodes() {
     assert_eq!(code["CodeMeaning"], "Schädel CT", "{latin}");
     assert_eq!(code["CodeValue"], "CTHEAD", "{latin}");
 
+    let default_charset = find(
+        &node2,
+        &[
+            "--level",
+            "STUDY",
+            "--key",
+            "ProcedureCodeSequence.CodeValue=CTHEAD",
+            "--key",
+            "ProcedureCodeSequence.CodeMeaning=",
+        ],
+    );
+    let found = matches(&default_charset);
+    assert_eq!(found.len(), 1, "{default_charset}");
+    assert_eq!(
+        found[0]["SpecificCharacterSet"], "ISO_IR 192",
+        "an item value outside ASCII switches the response to UTF-8: {default_charset}"
+    );
+    assert_eq!(
+        found[0]["ProcedureCodeSequence"][0]["CodeMeaning"], "Schädel CT",
+        "{default_charset}"
+    );
+
     let utf8 = find(
         &node2,
         &[
