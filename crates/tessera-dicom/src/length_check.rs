@@ -35,6 +35,7 @@ use dicom_parser::stateful::decode::{CharacterSetOverride, DynStatefulDecoder};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use crate::error::DicomError;
+use crate::sequences::MAX_INDEXED_ITEMS;
 
 /// Offset of the file meta group: the preamble and the "DICM" magic code.
 const META_OFFSET: u64 = 132;
@@ -70,8 +71,8 @@ pub(crate) struct Scan {
 pub(crate) struct Keep<'a> {
     /// Root-level attributes.
     pub(crate) root: &'a [Tag],
-    /// Attributes of the items of root-level sequences, as pairs of
-    /// sequence tag and item attribute tag.
+    /// Attributes of the first [`MAX_INDEXED_ITEMS`] items of root-level
+    /// sequences, as pairs of sequence tag and item attribute tag.
     pub(crate) in_items: &'a [(Tag, Tag)],
 }
 
@@ -316,10 +317,17 @@ impl DataSetWalk<'_> {
                 .then_some(Destination::Root(tag));
         }
 
+        // Items past the index's limit are skipped, so a file with a huge
+        // sequence costs no more memory here than one with a short one.
         let sequence = self.root_sequence?;
         let in_root_item = self.open.len() == 2 && self.items_seen > 0;
+        let indexed_item = self.items_seen <= MAX_INDEXED_ITEMS;
         let listed = self.keep.in_items.contains(&(sequence, tag));
-        (in_root_item && listed).then_some(Destination::Item(sequence, self.items_seen - 1, tag))
+        (in_root_item && indexed_item && listed).then_some(Destination::Item(
+            sequence,
+            self.items_seen - 1,
+            tag,
+        ))
     }
 
     fn store(&mut self, destination: Option<Destination>, value: Option<Vec<u8>>) {
