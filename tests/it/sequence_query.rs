@@ -315,6 +315,18 @@ async fn sequence_keys_match_items_across_nodes() {
     let other_ids = json_items(&by_tag[0], "00101002");
     assert_eq!(json_text(other_ids[0], "00100021"), "SITE-B", "{by_tag:?}");
 
+    let parent = qido(3, "series?ProcedureCodeSequence.CodeValue=MRKNEE");
+    let parent = parent.as_array().expect("array");
+    assert_eq!(
+        parent.len(),
+        2,
+        "the MR and SR series of study 2: {parent:?}"
+    );
+    for series in parent {
+        let code = json_items(series, "00081032");
+        assert_eq!(json_text(code[0], "00080100"), "MRKNEE", "{series}");
+    }
+
     let across = qido(
         3,
         "series?RequestAttributesSequence.RequestedProcedureID=RP1\

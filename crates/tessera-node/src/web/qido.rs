@@ -208,9 +208,9 @@ impl Search {
         }
     }
 
-    /// Keywords of the indexed sequences that `includefield` requests:
-    /// every one of the searched levels for `all`, else those named, alone
-    /// or as the sequence of a path.
+    /// Returns the keywords of the indexed sequences that `includefield`
+    /// requests: every one of the searched levels for `all`, else those
+    /// named, alone or as the sequence of a path.
     fn included_sequences(&self) -> Vec<&'static str> {
         let indexed = self
             .searched_levels()
