@@ -9,7 +9,9 @@
 //!   with values of reduced precision covering their whole span.
 //! - UI: one UID or a list of UIDs separated by '\\'.
 //! - AE, CS, LO, LT, PN, SH, ST, UC, UR, UT: a single value or a pattern
-//!   with `*` and `?`; PN compares case-insensitively.
+//!   with `*` and `?`; PN compares case-insensitively, and matches too when
+//!   each non-empty component group of the key (alphabetic, ideographic,
+//!   phonetic, separated by '=') matches the same group of the stored name.
 //! - AS, AT, DS, FD, FL, IS, SL, SS, SV, UL, US, UV: a single value, numbers
 //!   compared by value.
 //!
@@ -32,6 +34,7 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::VR;
 use dicom_dictionary_std::StandardDataDictionary;
 
+use person_name::groups_match;
 pub use person_name::normalize_person_name;
 pub use sequence::SequenceMatcher;
 
@@ -196,11 +199,22 @@ impl Matcher {
     fn matches_value(&self, stored: &str) -> bool {
         match self {
             Matcher::Universal => true,
+            Matcher::Single {
+                value,
+                rule: ValueRule::PersonName,
+            } => {
+                let stored = normalize_person_name(stored);
+                *value == stored || groups_match(value, &stored, |key, group| key == group)
+            }
             Matcher::Single { value, rule } => rule.compare(value, stored),
             Matcher::Wildcard {
                 pattern,
                 person_name: true,
-            } => wildcard_match(&pattern.to_uppercase(), &normalize_person_name(stored)),
+            } => {
+                let pattern = pattern.to_uppercase();
+                let stored = normalize_person_name(stored);
+                wildcard_match(&pattern, &stored) || groups_match(&pattern, &stored, wildcard_match)
+            }
             Matcher::Wildcard {
                 pattern,
                 person_name: false,

@@ -13,6 +13,33 @@ pub fn normalize_person_name(name: &str) -> String {
         .join("\\")
 }
 
+/// Tells whether every non-empty component group of a PN key matches the
+/// group at the same position of a stored name, so the key "Yamada^Tarou"
+/// or "=山田^太郎" matches "Yamada^Tarou=山田^太郎=やまだ^たろう". Empty key
+/// groups match anything, but a key without any group matches nothing here.
+///
+/// Both names are expected in normalized form (see [`normalize_person_name`]).
+pub(crate) fn groups_match(
+    key: &str,
+    stored: &str,
+    group_matches: impl Fn(&str, &str) -> bool,
+) -> bool {
+    let stored_groups: Vec<&str> = stored.split('=').collect();
+    let mut compared = false;
+
+    for (position, key_group) in key.split('=').enumerate() {
+        if key_group.is_empty() {
+            continue;
+        }
+        let stored_group = stored_groups.get(position).copied().unwrap_or("");
+        if !group_matches(key_group, stored_group) {
+            return false;
+        }
+        compared = true;
+    }
+    compared
+}
+
 fn normalize_single_name(name: &str) -> String {
     let mut groups: Vec<String> = name.split('=').map(normalize_group).collect();
 

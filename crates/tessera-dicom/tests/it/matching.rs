@@ -194,6 +194,49 @@ fn pn_matches_non_ascii_names() {
     assert!(m.matches("Müller^Jürgen"));
 }
 
+const JAPANESE_NAME: &str = "Yamada^Tarou=山田^太郎=やまだ^たろう";
+
+#[test]
+fn pn_alphabetic_key_ignores_other_groups() {
+    let m = matcher("PatientName", "yamada^tarou");
+
+    assert!(m.matches(JAPANESE_NAME));
+    assert!(!m.matches("Yamada^Hanako=山田^花子"));
+}
+
+#[test]
+fn pn_ideographic_key_matches_its_group() {
+    let m = matcher("PatientName", "=山田^太郎");
+
+    assert!(m.matches(JAPANESE_NAME));
+    assert!(!m.matches("Yamada^Tarou=山本^太郎"));
+    assert!(!m.matches("Yamada^Tarou"));
+}
+
+#[test]
+fn pn_key_groups_must_all_match() {
+    let m = matcher("PatientName", "Yamada^Tarou=山本^太郎");
+
+    assert!(!m.matches(JAPANESE_NAME));
+}
+
+#[test]
+fn pn_wildcard_key_matches_per_group() {
+    let ideographic = matcher("PatientName", "=山田^*");
+    let phonetic = matcher("PatientName", "==やまだ*");
+
+    assert!(ideographic.matches(JAPANESE_NAME));
+    assert!(phonetic.matches(JAPANESE_NAME));
+    assert!(!phonetic.matches("Yamada^Tarou=山田^太郎"));
+}
+
+#[test]
+fn pn_wildcard_key_still_spans_groups() {
+    let m = matcher("PatientName", "*山田*");
+
+    assert!(m.matches(JAPANESE_NAME));
+}
+
 #[test]
 fn normalize_person_name_uppercases_and_trims() {
     assert_eq!(normalize_person_name(" doe ^ jane ^^"), "DOE^JANE");
