@@ -248,8 +248,7 @@ impl Catalog {
         keys: &BTreeMap<String, String>,
     ) -> Result<Option<Vec<String>>, CatalogError> {
         if let Some(uids) = exact_value(keys, "StudyInstanceUID") {
-            let uids = uids.split('\\').map(str::to_string).collect();
-            return Ok(Some(uids));
+            return Ok(Some(distinct_uids(uids)));
         }
         if let Some(value) = exact_value(keys, "PatientID") {
             return self.study_index_scan(&prefix_key(&[INDEX_PATIENT_ID, value]), None);
@@ -365,6 +364,18 @@ fn exact_value<'a>(keys: &'a BTreeMap<String, String>, keyword: &str) -> Option<
     let value = keys.get(keyword)?.as_str();
     let exact = !value.is_empty() && !value.contains(['*', '?']);
     exact.then_some(value)
+}
+
+/// Splits a UID list key into its UIDs without padding, each once, so that
+/// a UID named twice does not return its study twice.
+fn distinct_uids(list: &str) -> Vec<String> {
+    let mut uids: Vec<String> = Vec::new();
+    for uid in list.split('\\').map(|uid| uid.trim_matches([' ', '\0'])) {
+        if !uid.is_empty() && !uids.iter().any(|seen| seen == uid) {
+            uids.push(uid.to_string());
+        }
+    }
+    uids
 }
 
 /// Inclusive bounds of a DA match value, with open ends widened.

@@ -258,6 +258,24 @@ async fn index_queries_use_dicom_matching() {
     assert_eq!(find("ModalitiesInStudy", "CT"), 6);
 }
 
+#[tokio::test]
+async fn study_uid_list_returns_each_study_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let events: Vec<Event> = (0..3).map(|i| stored(i, 0, 0, i)).collect();
+    let catalog = apply_all(dir.path(), &events, false).await;
+    let find = |value: &str| {
+        let keys = BTreeMap::from([("StudyInstanceUID".to_string(), value.to_string())]);
+        catalog.query(Level::Study, &keys, 0, 0).expect("query")
+    };
+
+    let repeated = find("1.2.3.1\\1.2.3.2\\1.2.3.1");
+    let padded = find("1.2.3.1 \\1.2.3.2");
+
+    assert_eq!(repeated.total, 2, "{:?}", repeated.records);
+    assert_eq!(repeated.records.len(), 2);
+    assert_eq!(padded.total, 2, "{:?}", padded.records);
+}
+
 fn sequence(keyword: &str, items: &[&[(&str, &str)]]) -> SequenceAttribute {
     let items = items.iter().map(|pairs| SequenceItem {
         attributes: pairs
