@@ -43,6 +43,7 @@ mod rocks;
 mod scrub;
 mod shard;
 mod store;
+mod writer;
 
 pub use chunker::Chunker;
 pub use error::{BackendError, BlobError};
@@ -54,3 +55,4 @@ pub use rocks::RocksShard;
 pub use scrub::ScrubStep;
 pub use shard::{ShardIdentity, ShardStore};
 pub use store::{BlobStats, BlobStore};
+pub use writer::{BlobWriter, ChunkCheck, MAX_BUFFERED_BYTES};

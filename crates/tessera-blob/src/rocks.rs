@@ -280,6 +280,33 @@ impl ShardStore for RocksShard {
             .flush_wal(true)
             .map_err(|source| self.storage_error("sync write-ahead log".to_string(), source))
     }
+
+    /// Writes the chunks, the manifest and the removal of the pending mark in
+    /// one synced batch. RocksDB syncs every write-ahead log file that holds
+    /// unsynced writes before a synced write returns, so earlier `put_chunk`
+    /// writes become durable with it.
+    fn put_chunks_and_manifest(
+        &self,
+        blob: &BlobId,
+        first_index: u32,
+        chunks: &[Bytes],
+        encoded: &[u8],
+    ) -> Result<(), BlobError> {
+        let chunk_family = self.family(CHUNKS)?;
+        let manifests = self.family(MANIFESTS)?;
+        let pending = self.family(PENDING)?;
+
+        let mut batch = WriteBatch::default();
+        for (offset, chunk) in chunks.iter().enumerate() {
+            let index = first_index + offset as u32;
+            batch.put_cf(&chunk_family, chunk_key(blob, index), chunk);
+        }
+        batch.put_cf(&manifests, blob.as_bytes(), encoded);
+        batch.delete_cf(&pending, blob.as_bytes());
+        self.write_durably(batch, || {
+            format!("write chunks and manifest of blob {blob}")
+        })
+    }
 }
 
 impl RocksShard {
@@ -312,9 +339,11 @@ fn chunk_options() -> Options {
     options.set_min_blob_size(MIN_BLOB_SIZE);
     options.set_enable_blob_gc(true);
 
-    // LZ4 costs little CPU per chunk and can shrink uncompressed pixel data.
-    // Chunks of JPEG and other compressed transfer syntaxes will not shrink.
-    options.set_blob_compression_type(DBCompressionType::Lz4);
+    // No compression: LZ4 barely shrinks noisy 16-bit pixel data and cannot
+    // shrink JPEG or other compressed transfer syntaxes, yet it cost about 8%
+    // of the node's CPU during ingest. Each blob file records its own
+    // compression type, so files written with LZ4 earlier stay readable.
+    options.set_blob_compression_type(DBCompressionType::None);
     options
 }
 

@@ -84,4 +84,27 @@ pub trait ShardStore: Send + Sync + 'static {
 
     /// Makes every write that returned before this call durable.
     fn sync(&self) -> Result<(), BlobError>;
+
+    /// Stores `chunks` as chunks `first_index`, `first_index + 1` and so on of
+    /// `blob`, stores its encoded manifest and removes its pending mark.
+    ///
+    /// The chunks and the manifest land together or not at all, and every
+    /// [`ShardStore::put_chunk`] write that returned before this call is durable
+    /// once it returns. The default runs [`ShardStore::put_chunk`] for each
+    /// chunk, [`ShardStore::sync`] and [`ShardStore::put_manifest`], which is
+    /// not atomic, so a backend that can write them in one batch should.
+    fn put_chunks_and_manifest(
+        &self,
+        blob: &BlobId,
+        first_index: u32,
+        chunks: &[Bytes],
+        encoded: &[u8],
+    ) -> Result<(), BlobError> {
+        let now = SystemTime::now();
+        for (offset, chunk) in chunks.iter().enumerate() {
+            self.put_chunk(blob, first_index + offset as u32, chunk, now)?;
+        }
+        self.sync()?;
+        self.put_manifest(blob, encoded)
+    }
 }

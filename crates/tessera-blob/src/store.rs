@@ -175,6 +175,36 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Commits `manifest` together with its chunks from `first_index` on, in one
+    /// durable write. Chunks before `first_index` must have been written with
+    /// [`BlobStore::write_chunk`], and each is read back and checked against the
+    /// manifest, because a sweep may have removed them meanwhile.
+    ///
+    /// The caller has checked the lengths and hashes of `chunks`, as
+    /// [`crate::BlobWriter`] does.
+    pub(crate) fn commit_chunks(
+        &self,
+        manifest: &Manifest,
+        first_index: u32,
+        chunks: &[Bytes],
+    ) -> Result<(), BlobError> {
+        let blob = &manifest.blob_id;
+        let _guard = self.lock(blob);
+        if let Some(existing) = self.manifest(blob)? {
+            if existing == *manifest {
+                return Ok(());
+            }
+            return Err(BlobError::ManifestConflict { blob: *blob });
+        }
+
+        let shard = self.shard(blob);
+        verify_chunks_before(shard, manifest, first_index)?;
+        shard.put_chunks_and_manifest(blob, first_index, chunks, &manifest.encode())?;
+
+        debug!(%blob, size = manifest.size, chunks = manifest.chunk_count(), "blob committed");
+        Ok(())
+    }
+
     /// Reads the committed manifest of `blob`, or `None` when the blob does not exist.
     pub fn manifest(&self, blob: &BlobId) -> Result<Option<Manifest>, BlobError> {
         let shard = self.shard(blob);
@@ -418,6 +448,22 @@ fn verify_stored_chunks(shard: &dyn ShardStore, manifest: &Manifest) -> Result<(
         });
     }
 
+    Ok(())
+}
+
+/// Reads chunks `0..end` of `manifest` and checks each against its hash.
+fn verify_chunks_before(
+    shard: &dyn ShardStore,
+    manifest: &Manifest,
+    end: u32,
+) -> Result<(), BlobError> {
+    let blob = &manifest.blob_id;
+    for index in 0..end {
+        let Some(data) = shard.get_chunk(blob, index)? else {
+            return Err(missing_chunk(shard, blob, index));
+        };
+        manifest.verify_chunk(index, &data)?;
+    }
     Ok(())
 }
 

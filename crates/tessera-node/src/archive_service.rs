@@ -11,6 +11,7 @@ use tessera_catalog::{Level, StoredInstance};
 use tessera_proto::v1::archive_server::Archive;
 use tessera_proto::v1::*;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::node::Node;
@@ -128,11 +129,30 @@ impl Archive for ArchiveService {
     }
 }
 
+/// Instances of one ingest stream that may be stored at the same time, so
+/// that the stream receives the next instance while earlier ones are synced
+/// and committed. Each holds its spool, at most `spool_memory_limit` of memory.
+const INGEST_IN_FLIGHT: usize = 4;
+
 /// Receives instances from one ingest stream and returns a result for each, in order.
 async fn ingest_stream(
     node: Arc<Node>,
-    mut stream: Streaming<IngestRequest>,
+    stream: Streaming<IngestRequest>,
     sender: &mpsc::Sender<Result<IngestResult, Status>>,
+) -> Result<(), Status> {
+    let (pending, stores) = mpsc::channel(INGEST_IN_FLIGHT);
+    let receiving = receive_instances(node, stream, pending);
+    let forwarding = forward_results(stores, sender.clone());
+    let (received, ()) = tokio::join!(receiving, forwarding);
+    received
+}
+
+/// Reads the stream and starts storing each instance as soon as it ends.
+/// Returns when the stream ends, fails, or nobody waits for results any more.
+async fn receive_instances(
+    node: Arc<Node>,
+    mut stream: Streaming<IngestRequest>,
+    pending: mpsc::Sender<JoinHandle<IngestResult>>,
 ) -> Result<(), Status> {
     let mut current: Option<(String, IncomingInstance)> = None;
     while let Some(message) = stream.next().await {
@@ -158,8 +178,10 @@ async fn ingest_stream(
                 let (manifest, spool) = incoming.finish()?;
                 // Clients do not authenticate yet, so the receiving node is the actor.
                 let actor = actor::Kind::NodeId(node.id());
-                let result = node.store(actor, label, manifest, spool).await;
-                if sender.send(Ok(result)).await.is_err() {
+                let node = node.clone();
+                let store =
+                    tokio::spawn(async move { node.store(actor, label, manifest, spool).await });
+                if pending.send(store).await.is_err() {
                     return Ok(());
                 }
             }
@@ -167,6 +189,23 @@ async fn ingest_stream(
         }
     }
     Ok(())
+}
+
+/// Sends the result of each started store in the order the instances arrived.
+async fn forward_results(
+    mut stores: mpsc::Receiver<JoinHandle<IngestResult>>,
+    sender: mpsc::Sender<Result<IngestResult, Status>>,
+) {
+    while let Some(store) = stores.recv().await {
+        let result = store.await.map_err(|error| {
+            tracing::error!(%error, "ingest store task failed");
+            Status::internal(format!("store task failed: {error}"))
+        });
+        let failed = result.is_err();
+        if sender.send(result).await.is_err() || failed {
+            return;
+        }
+    }
 }
 
 fn level_from_proto(level: QueryLevel) -> Result<Level, Status> {

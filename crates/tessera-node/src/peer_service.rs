@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use tessera_blob::BlobId;
+use tessera_blob::{BlobError, BlobId, BlobWriter, ChunkCheck};
 use tessera_proto::internal::v1::peer_server::Peer;
 use tessera_proto::internal::v1::*;
 use tonic::{Request, Response, Status, Streaming};
@@ -31,6 +31,18 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Statu
 
 fn blob_id(bytes: &[u8]) -> Result<BlobId, Status> {
     BlobId::from_slice(bytes).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// Maps a failed replica write to `DATA_LOSS` when the received bytes do not
+/// match their manifest, and to the node's status for a storage failure.
+fn blob_write_status(error: BlobError) -> Status {
+    match error {
+        BlobError::Corrupt { .. }
+        | BlobError::ChunkOutOfRange { .. }
+        | BlobError::MissingChunk { .. }
+        | BlobError::BlobIdMismatch { .. } => Status::data_loss(error.to_string()),
+        other => NodeError::from(other).into(),
+    }
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<BlobChunk, Status>> + Send>>;
@@ -122,30 +134,25 @@ impl Peer for PeerService {
             }));
         }
 
-        let mut index = 0u32;
+        let mut writer = BlobWriter::new(self.node.blobs.clone(), manifest, ChunkCheck::Verify)
+            .map_err(NodeError::from)?;
         while let Some(message) = stream.next().await {
             let Some(put_blob_request::Part::Chunk(chunk)) = message?.part else {
                 return Err(Status::invalid_argument(
                     "expected a chunk after the manifest",
                 ));
             };
-            manifest
-                .verify_chunk(index, &chunk)
-                .map_err(|e| Status::data_loss(e.to_string()))?;
-            let blobs = self.node.blobs.clone();
-            let id = manifest.blob_id;
-            tokio::task::spawn_blocking(move || blobs.write_chunk(&id, index, &chunk))
+            // Hashing and the occasional unsynced write of a large blob block.
+            writer = tokio::task::spawn_blocking(move || writer.push(chunk).map(|()| writer))
                 .await
                 .map_err(join_error)?
-                .map_err(NodeError::from)?;
-            index += 1;
+                .map_err(blob_write_status)?;
         }
 
-        let blobs = self.node.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.commit(&manifest))
+        tokio::task::spawn_blocking(move || writer.finish())
             .await
             .map_err(join_error)?
-            .map_err(NodeError::from)?;
+            .map_err(blob_write_status)?;
         Ok(Response::new(PutBlobResponse {
             already_present: false,
         }))

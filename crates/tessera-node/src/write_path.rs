@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use futures::StreamExt;
-use tessera_blob::{placement, BlobId, Manifest};
+use tessera_blob::{placement, BlobId, BlobWriter, ChunkCheck, Manifest};
 use tessera_catalog::{NodeId, Outcome};
 use tessera_proto::internal::v1::{put_blob_request, PutBlobRequest};
 use tessera_proto::v1::{actor, event, Actor, Event, IngestResult, IngestStatus, InstanceStored};
@@ -364,11 +364,13 @@ impl Node {
             if blobs.contains(&manifest.blob_id)? {
                 return Ok(());
             }
+            // The spool's chunks are the ones this node's chunker hashed into
+            // the manifest, so hashing them again would prove nothing.
+            let mut writer = BlobWriter::new(blobs, manifest, ChunkCheck::LengthsOnly)?;
             for index in 0..spool.chunk_count() {
-                let chunk = spool.chunk(index)?;
-                blobs.write_chunk(&manifest.blob_id, index as u32, &chunk)?;
+                writer.push(spool.chunk(index)?)?;
             }
-            blobs.commit(&manifest)?;
+            writer.finish()?;
             Ok(())
         })
         .await
