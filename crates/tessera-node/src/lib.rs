@@ -32,8 +32,8 @@ mod read_path;
 pub mod repair;
 mod server;
 mod spool;
-mod write_path;
 pub mod web;
+mod write_path;
 
 pub use config::{DuplicatePolicy, NodeConfig};
 pub use error::NodeError;
