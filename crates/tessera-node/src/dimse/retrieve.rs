@@ -15,6 +15,7 @@ use super::find::{self, decode_identifier, unavailable, Failure, Identifier, IDE
 use super::scu::{self, choose_context, classify, Originator, Outcome, Sent, StoreScu};
 use super::service::Session;
 use super::DimseError;
+use crate::metrics::DimseMetrics;
 use crate::NodeError;
 
 const FAILED_SOP_INSTANCE_UID_LIST: Tag = Tag(0x0008, 0x0058);
@@ -22,6 +23,9 @@ const FAILED_SOP_INSTANCE_UID_LIST: Tag = Tag(0x0008, 0x0058);
 /// A retrieve in progress: its request, counts and failed instances.
 struct Progress<'a> {
     command: &'a Command,
+    metrics: &'a DimseMetrics,
+    /// "C-MOVE" or "C-GET", the service label of the metrics.
+    service: &'static str,
     response_field: u16,
     counts: SubOperations,
     failed_uids: Vec<String>,
@@ -34,7 +38,7 @@ pub async fn handle_move(
     command: Command,
 ) -> Result<(), DimseError> {
     let (encoding, resolved) = resolve(session, association, &command).await?;
-    let mut progress = Progress::new(&command, command::C_MOVE_RSP, encoding);
+    let mut progress = Progress::new(session, &command, command::C_MOVE_RSP, encoding);
     let instances = match resolved
         .and_then(|instances| destination(session, &command).map(|d| (instances, d)))
     {
@@ -160,7 +164,7 @@ pub async fn handle_get(
     command: Command,
 ) -> Result<(), DimseError> {
     let (encoding, resolved) = resolve(session, association, &command).await?;
-    let mut progress = Progress::new(&command, command::C_GET_RSP, encoding);
+    let mut progress = Progress::new(session, &command, command::C_GET_RSP, encoding);
     let instances = match resolved {
         Ok(instances) => instances,
         Err((code, comment)) => return progress.fail(association, code, &comment).await,
@@ -360,9 +364,20 @@ fn count(n: usize) -> u16 {
 }
 
 impl<'a> Progress<'a> {
-    fn new(command: &'a Command, response_field: u16, encoding: Encoding) -> Self {
+    fn new(
+        session: &'a Session,
+        command: &'a Command,
+        response_field: u16,
+        encoding: Encoding,
+    ) -> Self {
+        let service = match response_field {
+            command::C_MOVE_RSP => "C-MOVE",
+            _ => "C-GET",
+        };
         Self {
             command,
+            metrics: &session.node.metrics.dimse,
+            service,
             response_field,
             counts: SubOperations::default(),
             failed_uids: Vec::new(),
@@ -372,14 +387,25 @@ impl<'a> Progress<'a> {
 
     fn record(&mut self, instance: &StoredInstance, code: u16) {
         self.counts.remaining = self.counts.remaining.saturating_sub(1);
-        match classify(code) {
-            Outcome::Completed => self.counts.completed += 1,
-            Outcome::Warning => self.counts.warning += 1,
+        let outcome = match classify(code) {
+            Outcome::Completed => {
+                self.counts.completed += 1;
+                "completed"
+            }
+            Outcome::Warning => {
+                self.counts.warning += 1;
+                "warning"
+            }
             Outcome::Failed => {
                 self.counts.failed += 1;
                 self.failed_uids.push(sop_uid(instance));
+                "failed"
             }
-        }
+        };
+        self.metrics
+            .sub_operations
+            .with_label_values(&[self.service, outcome])
+            .inc();
     }
 
     fn fail_all(&mut self, instances: &[&StoredInstance]) {

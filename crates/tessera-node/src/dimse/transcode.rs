@@ -247,8 +247,12 @@ mod tests {
         set.put_text(Tag(0x0010, 0x0010), VR::PN, "Doe^Jane");
         set.put_bytes(Tag(0x7FE0, 0x0010), VR::OW, vec![1, 2, 3, 4]);
         let implicit = set.encode(Encoding::ImplicitLittle);
-        let mut file =
-            crate::dimse::part10::file_header(MR, "1.2.3", uids::IMPLICIT_VR_LITTLE_ENDIAN);
+        let mut file = crate::dimse::part10::file_header(&crate::dimse::part10::MetaFields {
+            sop_class: MR,
+            sop_instance: "1.2.3",
+            transfer_syntax: uids::IMPLICIT_VR_LITTLE_ENDIAN,
+            source_ae_title: None,
+        });
         let header = file.len();
         file.extend_from_slice(&implicit);
 
