@@ -23,6 +23,8 @@ use tessera_dicom::dimse::{DataSet, Encoding};
 
 const SAMPLES_PER_PIXEL: Tag = Tag(0x0028, 0x0002);
 const PLANAR_CONFIGURATION: Tag = Tag(0x0028, 0x0006);
+const BITS_ALLOCATED: Tag = Tag(0x0028, 0x0100);
+const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 /// Explicit VR Big Endian, retired by the standard but still stored by old
 /// modalities.
 const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
@@ -158,12 +160,27 @@ fn decode_pixel_data(object: &mut DefaultDicomObject, syntax: &str) -> Result<()
             reason: error.to_string(),
         })?;
 
-    let samples = object
-        .element(SAMPLES_PER_PIXEL)
-        .ok()
-        .and_then(|element| element.to_int::<u16>().ok())
-        .unwrap_or(1);
-    if samples > 1 {
+    // dicom-pixeldata stores decoded 8-bit samples as OW. OB is the VR for
+    // them: in big endian, OW would be read as byte-swapped 16-bit words.
+    if number(object, BITS_ALLOCATED) == Some(8) {
+        let decode_error = |reason: String| TranscodeError::Decode {
+            syntax: syntax.to_string(),
+            reason,
+        };
+        let pixels = object
+            .take_element(PIXEL_DATA)
+            .map_err(|error| decode_error(error.to_string()))?;
+        let bytes = pixels
+            .to_bytes()
+            .map_err(|error| decode_error(error.to_string()))?
+            .to_vec();
+        object.put(DataElement::new(
+            PIXEL_DATA,
+            VR::OB,
+            PrimitiveValue::from(bytes),
+        ));
+    }
+    if number(object, SAMPLES_PER_PIXEL).unwrap_or(1) > 1 {
         object.put(DataElement::new(
             PLANAR_CONFIGURATION,
             VR::US,
@@ -171,6 +188,11 @@ fn decode_pixel_data(object: &mut DefaultDicomObject, syntax: &str) -> Result<()
         ));
     }
     Ok(())
+}
+
+fn number(object: &DefaultDicomObject, tag: Tag) -> Option<u16> {
+    let element = object.element(tag).ok()?;
+    element.to_int::<u16>().ok()
 }
 
 fn write_data_set(
