@@ -340,7 +340,7 @@ mod tests {
         }
     }
 
-    /// A data set with a sequence, a private element and pixel data.
+    /// Builds a file with a sequence, a private element and pixel data.
     fn rich_part10(syntax: &str, name: &str) -> Vec<u8> {
         let item =
             Object::from_element_iter([DataElement::new(tags::CODE_VALUE, VR::SH, "T-A0100")]);

@@ -28,8 +28,8 @@ pub struct DimseMetrics {
     /// Connections and association requests rejected, by reason.
     pub associations_rejected: IntCounterVec,
     pub open_associations: IntGauge,
-    /// DIMSE requests answered, by service (C-ECHO, C-STORE, ...) and
-    /// status class (success, warning, failure, cancel).
+    /// DIMSE requests that got a final response, by service (C-ECHO,
+    /// C-STORE, ...) and status class (success, warning, failure, cancel).
     pub operations: IntCounterVec,
     /// Data set bytes received in C-STORE requests, before any check.
     pub store_received_bytes: IntCounter,
@@ -61,7 +61,7 @@ impl DimseMetrics {
             .expect("valid metric"),
             operations: counter_vec(
                 "tessera_dimse_operations_total",
-                "DIMSE requests answered, by service and status class",
+                "DIMSE requests by service and status class of the final response",
                 &["service", "status"],
             ),
             store_received_bytes: IntCounter::new(
@@ -88,8 +88,8 @@ impl DimseMetrics {
         ]
     }
 
-    /// Counts one answered request. `status` is the DIMSE status code of
-    /// the final response; pending responses are not counted.
+    /// Counts one request by the status code of its final response.
+    /// Pending responses are not counted.
     pub fn record_operation(&self, service: &str, status: u16) {
         let class = match status {
             0x0000 => "success",

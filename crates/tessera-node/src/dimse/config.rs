@@ -30,7 +30,7 @@ pub struct DimseConfig {
     /// A-ASSOCIATE-RJ (local limit exceeded).
     pub max_associations: usize,
     /// Connections open at once from one IP address, counted from accept
-    /// whether or not an association follows; a further connection from
+    /// whether or not an association follows. A further connection from
     /// that address is closed at once.
     pub max_associations_per_address: usize,
     /// Time allowed for an A-ASSOCIATE-RQ after a connection opens, and for

@@ -92,7 +92,7 @@ pub async fn handle_move(
     progress.finish(association).await
 }
 
-/// Where a C-MOVE sends its sub-operations.
+/// The C-MOVE destination and the originator its sub-operations name.
 struct Destination {
     addr: String,
     ae_title: String,

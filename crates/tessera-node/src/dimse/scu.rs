@@ -461,12 +461,12 @@ async fn convert_blocking(
     }
 }
 
-/// Whether `send_stored` sent the C-STORE-RQ.
+/// Outcome of `send_stored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
     Sent,
     /// Conversion to the chosen transfer syntax failed before anything was
-    /// sent, so the association can go on; the sub-operation fails.
+    /// sent. The association can go on, but the sub-operation fails.
     NotConverted,
 }
 

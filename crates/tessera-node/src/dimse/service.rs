@@ -208,7 +208,7 @@ async fn handle_connection(
     }
 }
 
-/// What the listener does next on an association.
+/// The listener's next step on an association.
 enum Next {
     Read,
     Report(PendingReport),

@@ -38,7 +38,7 @@ const NATIVE_TARGETS: [&str; 4] = [
     EXPLICIT_VR_BIG_ENDIAN,
 ];
 
-/// Why a stored instance could not be converted for a destination.
+/// Failure to convert a stored instance into a destination's syntax.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
     #[error("transfer syntax {0} is unknown to this node, so it cannot be converted")]
@@ -78,8 +78,8 @@ pub fn convertible(from: &str, to: &str) -> bool {
     }
 }
 
-/// Returns the rank of `to` among the native targets, lower is preferred;
-/// None when it is not a native target.
+/// Returns the rank of `to` among the native targets (lower is preferred),
+/// or None when it is not a native target.
 pub fn preference(to: &str) -> Option<usize> {
     NATIVE_TARGETS.iter().position(|uid| *uid == trim(to))
 }
@@ -209,12 +209,14 @@ fn write_data_set(
     Ok(bytes)
 }
 
-/// A syntax whose data sets dicom-rs reads and writes without a pixel codec.
+/// Returns whether dicom-rs reads and writes a syntax's data sets without
+/// a pixel codec.
 fn is_native(syntax: &TransferSyntax) -> bool {
     matches!(syntax.codec(), Codec::None | Codec::Dataset(Some(_)))
 }
 
-/// An encapsulated syntax with a pixel data decoder in this build.
+/// Returns whether a syntax is encapsulated and has a pixel data decoder
+/// in this build.
 fn is_decodable(syntax: &TransferSyntax) -> bool {
     matches!(syntax.codec(), Codec::EncapsulatedPixelData(Some(_), _))
 }
