@@ -671,15 +671,13 @@ mod tests {
     }
 
     #[test]
-    fn compressed_instance_needs_its_own_syntax() {
+    fn implicit_instance_goes_on_explicit_context() {
         let contexts = [context(1, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN)];
 
+        let chosen = choose_context(&contexts, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN);
+
         assert_eq!(
-            choose_context(&contexts, "1.2.3", "1.2.840.10008.1.2.4.50"),
-            None
-        );
-        assert_eq!(
-            choose_context(&contexts, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN),
+            chosen,
             Some((1, classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string()))
         );
     }
