@@ -9,8 +9,13 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::dimse::{DataSet, Encoding, Value};
+use dicom_core::Tag;
+
+use crate::dimse::{DataSet, Element, Encoding, Value};
 use crate::error::DicomError;
+
+/// Data Set Trailing Padding.
+const TRAILING_PADDING: Tag = Tag(0xFFFC, 0xFFFC);
 
 /// Size of the Part 10 preamble plus the "DICM" magic code.
 const PREFIX_LENGTH: usize = 132;
@@ -118,21 +123,36 @@ fn decode_native(file: &[u8]) -> Option<DataSet> {
 }
 
 fn same_values(first: &DataSet, second: &DataSet) -> bool {
-    if first.elements.len() != second.elements.len() {
+    let first: Vec<_> = meaningful(first).collect();
+    let second: Vec<_> = meaningful(second).collect();
+    if first.len() != second.len() {
         return false;
     }
-    first.elements.iter().all(|(tag, element)| {
-        let Some(other) = second.elements.get(tag) else {
-            return false;
-        };
-        match (&element.value, &other.value) {
-            (Value::Bytes(a), Value::Bytes(b)) => a == b,
-            (Value::Items(a), Value::Items(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_values(x, y))
+    first
+        .iter()
+        .zip(&second)
+        .all(|((tag, element), (other_tag, other))| {
+            if tag != other_tag {
+                return false;
             }
-            _ => false,
-        }
-    })
+            match (&element.value, &other.value) {
+                (Value::Bytes(a), Value::Bytes(b)) => a == b,
+                (Value::Items(a), Value::Items(b)) => {
+                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_values(x, y))
+                }
+                _ => false,
+            }
+        })
+}
+
+/// Leaves out the elements that encoders add or drop freely: group lengths
+/// (gggg,0000), which depend on the encoding, and Data Set Trailing Padding
+/// (FFFC,FFFC), which PS3.10 gives no meaning. DCMTK's storescu, for one,
+/// drops the padding when it re-encodes a file.
+fn meaningful(set: &DataSet) -> impl Iterator<Item = (&Tag, &Element)> {
+    set.elements
+        .iter()
+        .filter(|(tag, _)| tag.element() != 0x0000 && **tag != TRAILING_PADDING)
 }
 
 fn start_hasher(transfer_syntax: &str) -> Sha256 {
@@ -383,6 +403,15 @@ mod tests {
             content_digest(&implicit).unwrap()
         );
         assert!(same_decoded_data_set(&explicit, &implicit));
+    }
+
+    #[test]
+    fn trailing_padding_is_ignored() {
+        let explicit = rich_part10(uids::EXPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+        let mut padded = rich_part10(uids::IMPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+        padded.extend_from_slice(&[0xFC, 0xFF, 0xFC, 0xFF, 4, 0, 0, 0, 0, 0, 0, 0]);
+
+        assert!(same_decoded_data_set(&explicit, &padded));
     }
 
     #[test]
