@@ -464,3 +464,46 @@ async fn send_report(
         Ok(Delivery::Refused)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(instances: &[&str]) -> DataSet {
+        let items = instances
+            .iter()
+            .map(|uid| {
+                let mut item = DataSet::default();
+                item.put_text(
+                    REFERENCED_SOP_CLASS_UID,
+                    VR::UI,
+                    "1.2.840.10008.5.1.4.1.1.7",
+                );
+                item.put_text(REFERENCED_SOP_INSTANCE_UID, VR::UI, uid);
+                item
+            })
+            .collect();
+        let mut request = DataSet::default();
+        request.put_text(TRANSACTION_UID, VR::UI, "1.2.3.99");
+        request.put_items(REFERENCED_SOP_SEQUENCE, items);
+        request
+    }
+
+    #[test]
+    fn deadline_reports_every_instance_failed() {
+        let (event_type, report) = all_failed(&request(&["1.2.3.1", "1.2.3.2"]));
+
+        assert_eq!(event_type, SOME_FAILED);
+        assert_eq!(report.text(TRANSACTION_UID).as_deref(), Some("1.2.3.99"));
+        assert!(report.items(REFERENCED_SOP_SEQUENCE).is_none());
+        let failed = report.items(FAILED_SOP_SEQUENCE).expect("failed list");
+        let uids: Vec<String> = failed
+            .iter()
+            .map(|item| item.text(REFERENCED_SOP_INSTANCE_UID).unwrap_or_default())
+            .collect();
+        assert_eq!(uids, ["1.2.3.1", "1.2.3.2"]);
+        for item in failed {
+            assert_eq!(item.u16(FAILURE_REASON), Some(PROCESSING_FAILURE));
+        }
+    }
+}
