@@ -356,6 +356,21 @@ async fn dimse_conversion_limits_and_commitment() {
     assert_eq!(receiver.files().len(), 150, "{many}");
     drop(receiver);
 
+    eprintln!("phase: tessera send of the 150 SOP classes");
+    let receiver = StoreScp::start(STORESCP_PORT, "STORESCP");
+    let send = cluster.run(&[
+        "send",
+        "--study",
+        &class_study,
+        "--to",
+        &format!("STORESCP@127.0.0.1:{STORESCP_PORT}"),
+    ]);
+    let send_text = output_text(&send);
+    assert!(send.status.success(), "{send_text}");
+    assert!(send_text.contains("sent 150 of 150"), "{send_text}");
+    assert_eq!(receiver.files().len(), 150, "{send_text}");
+    drop(receiver);
+
     eprintln!("phase: DIMSE metrics of node 2 count the operations above");
     let after = metrics(2);
     let delta = |name: &str| metric(&after, name) - metric(&before, name);

@@ -74,6 +74,12 @@ impl StoreScu {
         })
     }
 
+    /// Splits (SOP class, transfer syntax) pairs into the batches that one
+    /// association each carries; see `plan_associations`.
+    pub fn plan(pairs: &[(String, String)]) -> Vec<Vec<(String, String)>> {
+        plan_associations(pairs)
+    }
+
     /// Returns the accepted context for a SOP class in a transfer syntax.
     pub fn context_for(&self, sop_class: &str, transfer_syntax: &str) -> Option<u8> {
         find_context(&self.association.contexts, sop_class, transfer_syntax)
