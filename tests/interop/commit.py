@@ -1,11 +1,13 @@
 """Request storage commitment with pynetdicom (N-ACTION) and wait for the
 N-EVENT-REPORT; print the result as JSON.
 
-Usage: commit.py HOST PORT CALLED_AE [--listen PORT] CLASS_UID:INSTANCE_UID...
+Usage: commit.py HOST PORT CALLED_AE [--listen PORT] [--wait SECONDS]
+                 CLASS_UID:INSTANCE_UID...
 
 By default the report is expected on the same association. With --listen
 the script releases right after the N-ACTION response and expects the
-report on a new association to its own listener on PORT.
+report on a new association to its own listener on PORT. --wait sets how
+long to wait for the report (30 s by default).
 """
 
 import json
@@ -24,8 +26,13 @@ def main():
     host, port, called = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rest = sys.argv[4:]
     listen = None
-    if rest[:1] == ["--listen"]:
-        listen, rest = int(rest[1]), rest[2:]
+    wait = 30
+    while rest[:1] in (["--listen"], ["--wait"]):
+        if rest[0] == "--listen":
+            listen = int(rest[1])
+        else:
+            wait = float(rest[1])
+        rest = rest[2:]
     references = [arg.split(":", 1) for arg in rest]
     reports = []
     received = threading.Event()
@@ -47,6 +54,8 @@ def main():
         return 0x0000, None
 
     ae = AE(ae_title="COMMITSCU")
+    # pynetdicom aborts an association silent for network_timeout (60 s).
+    ae.network_timeout = wait + 30
     ae.add_requested_context(StorageCommitmentPushModel)
     handlers = [(evt.EVT_N_EVENT_REPORT, on_report)]
     server = None
@@ -71,10 +80,10 @@ def main():
     action_status = status.Status if status else None
     if listen:
         assoc.release()
-        received.wait(timeout=30)
+        received.wait(timeout=wait)
         server.shutdown()
     else:
-        received.wait(timeout=30)
+        received.wait(timeout=wait)
         assoc.release()
     json.dump({"action_status": action_status, "transaction": transaction, "reports": reports}, sys.stdout)
 

@@ -3,13 +3,17 @@ sub-operation counts and, for C-GET, the instances received, as JSON.
 
 Usage: move.py HOST PORT CALLED_AE --level STUDY --key Keyword=value...
                [--destination AE] [--get SOP_CLASS:TRANSFER_SYNTAX...]
+               [--save DIR]
 
 Without --destination the request is a C-GET on the same association,
-proposing each --get pair with SCP role selection.
+proposing each --get pair with SCP role selection. TRANSFER_SYNTAX may be
+a comma-separated list. With --save, each instance received by C-GET is
+written to DIR as a Part 10 file named by its SOP Instance UID.
 """
 
 import argparse
 import json
+import os
 import sys
 
 from pydicom.dataset import Dataset
@@ -29,6 +33,7 @@ def parse_args():
     parser.add_argument("--key", action="append", default=[])
     parser.add_argument("--destination")
     parser.add_argument("--get", action="append", default=[])
+    parser.add_argument("--save")
     return parser.parse_intermixed_args()
 
 
@@ -52,7 +57,11 @@ def main():
     received = []
 
     def on_store(event):
-        received.append(str(event.request.AffectedSOPInstanceUID))
+        uid = str(event.request.AffectedSOPInstanceUID)
+        received.append(uid)
+        if args.save:
+            with open(os.path.join(args.save, uid + ".dcm"), "wb") as file:
+                file.write(event.encoded_dataset())
         return 0x0000
 
     ae = AE(ae_title="MOVESCU")
@@ -65,7 +74,7 @@ def main():
         ae.add_requested_context(model)
         for pair in args.get:
             sop_class, syntax = pair.split(":", 1)
-            ae.add_requested_context(sop_class, syntax)
+            ae.add_requested_context(sop_class, syntax.split(","))
             roles.append(build_role(sop_class, scp_role=True))
     assoc = ae.associate(
         args.host,

@@ -16,7 +16,13 @@ const COMMIT_LISTEN_PORT: u16 = 8790;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dimse_concurrency_commitment_and_cancel() {
     let listener = format!("--dimse-peer=COMMITSCU@127.0.0.1:{COMMIT_LISTEN_PORT}");
-    let cluster = TestCluster::start(3, 8700, &[&listener]);
+    // Every association comes from 127.0.0.1, above the default limit of
+    // 16 connections per address.
+    let cluster = TestCluster::start(
+        3,
+        8700,
+        &[&listener, "--dimse-max-associations-per-address=64"],
+    );
     let (node1, node2) = (cluster.node(1), cluster.node(2));
     let (host1, port1) = host_port(&node1.dimse_addr);
     let (host2, port2) = host_port(&node2.dimse_addr);

@@ -6,6 +6,7 @@ mod bad_input;
 mod corpus;
 mod dicomweb;
 mod dimse;
+mod dimse_convert;
 mod dimse_hostile;
 mod dimse_interop;
 mod dimse_qr;

@@ -9,7 +9,13 @@
 
 use sha2::{Digest, Sha256};
 
+use dicom_core::Tag;
+
+use crate::dimse::{DataSet, Element, Encoding, Value};
 use crate::error::DicomError;
+
+/// Data Set Trailing Padding.
+const TRAILING_PADDING: Tag = Tag(0xFFFC, 0xFFFC);
 
 /// Size of the Part 10 preamble plus the "DICM" magic code.
 const PREFIX_LENGTH: usize = 132;
@@ -94,6 +100,59 @@ pub fn content_digest(bytes: &[u8]) -> Result<[u8; 32], DicomError> {
     let mut digest = ContentDigest::new();
     digest.update(bytes)?;
     digest.finish()
+}
+
+/// Returns whether two Part 10 files contain the same data set once
+/// decoded, for files in implicit or explicit VR little endian: a modality
+/// may resend an instance re-encoded in the other one, which changes the
+/// bytes but no value. Elements are compared by tag and value bytes,
+/// sequences item by item. VRs are not compared, because an implicit VR
+/// file takes them from the dictionary. Files in any other syntax, or that
+/// fail to parse, compare unequal.
+pub fn same_decoded_data_set(first: &[u8], second: &[u8]) -> bool {
+    match (decode_native(first), decode_native(second)) {
+        (Some(first), Some(second)) => same_values(&first, &second),
+        _ => false,
+    }
+}
+
+fn decode_native(file: &[u8]) -> Option<DataSet> {
+    let (meta_end, syntax) = parse_meta(file, true).ok()??;
+    let encoding = Encoding::of_transfer_syntax(&syntax)?;
+    DataSet::parse(&file[meta_end..], encoding).ok()
+}
+
+fn same_values(first: &DataSet, second: &DataSet) -> bool {
+    let first: Vec<_> = meaningful(first).collect();
+    let second: Vec<_> = meaningful(second).collect();
+    if first.len() != second.len() {
+        return false;
+    }
+    first
+        .iter()
+        .zip(&second)
+        .all(|((tag, element), (other_tag, other))| {
+            if tag != other_tag {
+                return false;
+            }
+            match (&element.value, &other.value) {
+                (Value::Bytes(a), Value::Bytes(b)) => a == b,
+                (Value::Items(a), Value::Items(b)) => {
+                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_values(x, y))
+                }
+                _ => false,
+            }
+        })
+}
+
+/// Leaves out the elements that encoders add or drop freely: group lengths
+/// (gggg,0000), which depend on the encoding, and Data Set Trailing Padding
+/// (FFFC,FFFC), which PS3.10 gives no meaning. DCMTK's storescu, for one,
+/// drops the padding when it re-encodes a file.
+fn meaningful(set: &DataSet) -> impl Iterator<Item = (&Tag, &Element)> {
+    set.elements
+        .iter()
+        .filter(|(tag, _)| tag.element() != 0x0000 && **tag != TRAILING_PADDING)
 }
 
 fn start_hasher(transfer_syntax: &str) -> Sha256 {
@@ -229,6 +288,7 @@ mod tests {
     use dicom_core::{DataElement, VR};
     use dicom_dictionary_std::{tags, uids};
     use dicom_object::meta::FileMetaTableBuilder;
+    use dicom_object::InMemDicomObject as Object;
     use dicom_object::InMemDicomObject;
     use proptest::prelude::*;
 
@@ -298,5 +358,76 @@ mod tests {
             }
             prop_assert_eq!(digest.finish().unwrap(), content_digest(&bytes).unwrap());
         }
+    }
+
+    /// Builds a file with a sequence, a private element and pixel data.
+    fn rich_part10(syntax: &str, name: &str) -> Vec<u8> {
+        let item =
+            Object::from_element_iter([DataElement::new(tags::CODE_VALUE, VR::SH, "T-A0100")]);
+        let dataset = Object::from_element_iter([
+            DataElement::new(tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE),
+            DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.3"),
+            DataElement::new(tags::PATIENT_NAME, VR::PN, name),
+            DataElement::new(
+                tags::ANATOMIC_REGION_SEQUENCE,
+                VR::SQ,
+                dicom_core::value::DataSetSequence::from(vec![item]),
+            ),
+            DataElement::new(dicom_core::Tag(0x0009, 0x0010), VR::LO, "PRIVATE CREATOR"),
+            DataElement::new(tags::ROWS, VR::US, dicom_core::PrimitiveValue::from(2u16)),
+            DataElement::new(
+                tags::PIXEL_DATA,
+                VR::OW,
+                dicom_core::PrimitiveValue::U16(dicom_core::smallvec::SmallVec::from_vec(vec![
+                    1, 2, 3, 4,
+                ])),
+            ),
+        ]);
+        let meta = FileMetaTableBuilder::new()
+            .transfer_syntax(syntax)
+            .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
+            .media_storage_sop_instance_uid("1.2.3.4.3");
+        let file = dataset.with_meta(meta).unwrap();
+        let mut bytes = Vec::new();
+        file.write_all(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn implicit_and_explicit_copies_decode_equal() {
+        let explicit = rich_part10(uids::EXPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+        let implicit = rich_part10(uids::IMPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+
+        assert_ne!(
+            content_digest(&explicit).unwrap(),
+            content_digest(&implicit).unwrap()
+        );
+        assert!(same_decoded_data_set(&explicit, &implicit));
+    }
+
+    #[test]
+    fn trailing_padding_is_ignored() {
+        let explicit = rich_part10(uids::EXPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+        let mut padded = rich_part10(uids::IMPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+        padded.extend_from_slice(&[0xFC, 0xFF, 0xFC, 0xFF, 4, 0, 0, 0, 0, 0, 0, 0]);
+
+        assert!(same_decoded_data_set(&explicit, &padded));
+    }
+
+    #[test]
+    fn changed_value_decodes_different() {
+        let explicit = rich_part10(uids::EXPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+        let implicit = rich_part10(uids::IMPLICIT_VR_LITTLE_ENDIAN, "Doe^John");
+
+        assert!(!same_decoded_data_set(&explicit, &implicit));
+    }
+
+    #[test]
+    fn big_endian_copy_is_not_compared() {
+        let explicit = rich_part10(uids::EXPLICIT_VR_LITTLE_ENDIAN, "Doe^Jane");
+        #[allow(deprecated)]
+        let big = rich_part10(uids::EXPLICIT_VR_BIG_ENDIAN, "Doe^Jane");
+
+        assert!(!same_decoded_data_set(&explicit, &big));
     }
 }

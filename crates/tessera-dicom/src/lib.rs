@@ -57,7 +57,7 @@ pub use attributes::{
     read_index_attributes, read_index_attributes_from, read_index_attributes_with_size,
     IndexAttributes,
 };
-pub use content::{content_digest, ContentDigest};
+pub use content::{content_digest, same_decoded_data_set, ContentDigest};
 pub use error::DicomError;
 pub use length_check::{check_lengths, MAX_NESTING_DEPTH};
 pub use uid::is_valid_uid;

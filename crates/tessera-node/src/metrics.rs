@@ -19,6 +19,92 @@ pub struct Metrics {
     pub raft_is_leader: IntGauge,
     pub local_blobs: IntGauge,
     pub local_blob_bytes: IntGauge,
+    pub dimse: DimseMetrics,
+}
+
+/// Metrics of the DICOM listener and its services.
+pub struct DimseMetrics {
+    pub associations_accepted: IntCounter,
+    /// Connections and association requests rejected, by reason.
+    pub associations_rejected: IntCounterVec,
+    pub open_associations: IntGauge,
+    /// DIMSE requests that got a final response, by service (C-ECHO,
+    /// C-STORE, ...) and status class (success, warning, failure, cancel).
+    pub operations: IntCounterVec,
+    /// Data set bytes received in C-STORE requests, before any check.
+    pub store_received_bytes: IntCounter,
+    /// C-STORE sub-operations of C-MOVE and C-GET, by service and outcome
+    /// (completed, warning, failed).
+    pub sub_operations: IntCounterVec,
+}
+
+impl DimseMetrics {
+    fn new() -> Self {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        Self {
+            associations_accepted: IntCounter::new(
+                "tessera_dimse_associations_accepted_total",
+                "DICOM associations accepted",
+            )
+            .expect("valid metric"),
+            associations_rejected: counter_vec(
+                "tessera_dimse_associations_rejected_total",
+                "DICOM connections or association requests rejected, by reason",
+                &["reason"],
+            ),
+            open_associations: IntGauge::new(
+                "tessera_dimse_open_associations",
+                "DICOM associations accepted and not yet ended",
+            )
+            .expect("valid metric"),
+            operations: counter_vec(
+                "tessera_dimse_operations_total",
+                "DIMSE requests by service and status class of the final response",
+                &["service", "status"],
+            ),
+            store_received_bytes: IntCounter::new(
+                "tessera_dimse_store_received_bytes_total",
+                "Data set bytes received in C-STORE requests",
+            )
+            .expect("valid metric"),
+            sub_operations: counter_vec(
+                "tessera_dimse_sub_operations_total",
+                "C-STORE sub-operations of C-MOVE and C-GET, by service and outcome",
+                &["service", "outcome"],
+            ),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.associations_accepted.clone()),
+            Box::new(self.associations_rejected.clone()),
+            Box::new(self.open_associations.clone()),
+            Box::new(self.operations.clone()),
+            Box::new(self.store_received_bytes.clone()),
+            Box::new(self.sub_operations.clone()),
+        ]
+    }
+
+    /// Counts one request by the status code of its final response.
+    /// Pending responses are not counted.
+    pub fn record_operation(&self, service: &str, status: u16) {
+        let class = match status {
+            0x0000 => "success",
+            0xFE00 => "cancel",
+            0x0001 | 0x0107 | 0x0116 | 0xB000..=0xBFFF => "warning",
+            _ => "failure",
+        };
+        self.operations.with_label_values(&[service, class]).inc();
+    }
+
+    pub fn reject_association(&self, reason: &str) {
+        self.associations_rejected
+            .with_label_values(&[reason])
+            .inc();
+    }
 }
 
 impl Metrics {
@@ -71,6 +157,7 @@ impl Metrics {
                 "tessera_local_blob_bytes",
                 "Bytes of blob replicas on this node",
             ),
+            dimse: DimseMetrics::new(),
             registry,
         };
         metrics.register_all();
@@ -78,7 +165,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.stores.clone()),
             Box::new(self.stored_bytes.clone()),
             Box::new(self.store_seconds.clone()),
@@ -92,6 +179,7 @@ impl Metrics {
             Box::new(self.local_blobs.clone()),
             Box::new(self.local_blob_bytes.clone()),
         ];
+        collectors.extend(self.dimse.collectors());
         for collector in collectors {
             self.registry
                 .register(collector)

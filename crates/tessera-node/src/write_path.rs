@@ -21,6 +21,9 @@ use crate::NodeError;
 
 /// Time allowed for one replica write, per 64 MiB of blob, at least.
 const REPLICA_TIMEOUT_PER_64MIB: Duration = Duration::from_secs(30);
+/// Largest instance whose decoded data set is compared with a stored copy
+/// that has other bytes; both copies are held in memory for it.
+const DECODED_COMPARE_LIMIT: u64 = 256 * 1024 * 1024;
 
 impl Node {
     /// Stores one received instance and reports the outcome. Returns no error:
@@ -191,7 +194,57 @@ impl Node {
         })?;
         // An instance that cannot be digested differs from every other one.
         let stored = stored.and_then(|digest| digest.finish());
-        Ok(matches!((received, stored), (Ok(a), Ok(b)) if a == b))
+        if matches!((received, stored), (Ok(a), Ok(b)) if a == b) {
+            return Ok(true);
+        }
+        self.same_decoded(existing_blob, spool).await
+    }
+
+    /// Compares the decoded data sets of the stored blob and the received
+    /// instance, so that a resend re-encoded between implicit and explicit
+    /// VR little endian counts as the same instance. Both are read into
+    /// memory, so instances above `DECODED_COMPARE_LIMIT` compare unequal.
+    async fn same_decoded(
+        self: &Arc<Self>,
+        existing_blob: &[u8],
+        spool: &Arc<Spool>,
+    ) -> Result<bool, NodeError> {
+        if spool.size() > DECODED_COMPARE_LIMIT {
+            return Ok(false);
+        }
+        let blob = BlobId::from_slice(existing_blob)?;
+        let (sender, mut receiver) = mpsc::channel(4);
+        let node = self.clone();
+        let reading = tokio::spawn(async move { node.read_blob(blob, &sender).await });
+        let mut stored = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            stored.extend_from_slice(&chunk?);
+            if stored.len() as u64 > DECODED_COMPARE_LIMIT {
+                return Ok(false);
+            }
+        }
+        reading.await.map_err(|e| NodeError::Raft {
+            operation: "stored instance read",
+            reason: e.to_string(),
+        })??;
+
+        let received = spool.clone();
+        let compare = tokio::task::spawn_blocking(move || {
+            let mut bytes = Vec::with_capacity(received.size() as usize);
+            std::io::Read::read_to_end(&mut received.reader(), &mut bytes)?;
+            Ok::<bool, std::io::Error>(tessera_dicom::same_decoded_data_set(&stored, &bytes))
+        });
+        match compare.await {
+            Ok(Ok(same)) => Ok(same),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "failed to read the received instance for comparison");
+                Ok(false)
+            }
+            Err(error) => Err(NodeError::Raft {
+                operation: "decoded data set comparison",
+                reason: error.to_string(),
+            }),
+        }
     }
 
     async fn commit_instance(

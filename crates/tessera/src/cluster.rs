@@ -53,6 +53,11 @@ pub struct LocalArgs {
     /// default a local cluster accepts any caller).
     #[arg(long)]
     pub dimse_reject_unknown: bool,
+    /// DICOM connections each node accepts at once from one IP address
+    /// (dimse.max_associations_per_address). Every local client connects
+    /// from 127.0.0.1, so a test with many parallel associations raises it.
+    #[arg(long)]
+    pub dimse_max_associations_per_address: Option<usize>,
 }
 
 /// A DICOM peer given on the command line.
@@ -392,6 +397,9 @@ fn dimse_section(args: &LocalArgs, listen: &str, ae_title: &str) -> String {
          accept_unknown_callers = {}\n",
         !args.dimse_reject_unknown
     );
+    if let Some(limit) = args.dimse_max_associations_per_address {
+        text += &format!("max_associations_per_address = {limit}\n");
+    }
     let nodes = (1..=args.nodes).map(|id| {
         let (addr, ae) = local_dimse_identity(args.base_port, id);
         let (host, port) = addr.rsplit_once(':').expect("host:port");

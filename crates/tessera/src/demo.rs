@@ -66,6 +66,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
         repair_grace: Duration::from_secs(30),
         dimse_peers: Vec::new(),
         dimse_reject_unknown: false,
+        dimse_max_associations_per_address: None,
     };
     let mut cluster = cluster::start_local(&local).await?;
     let everyone = ClusterAddr {

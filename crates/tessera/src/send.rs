@@ -66,17 +66,26 @@ pub async fn run(args: SendArgs) -> anyhow::Result<std::process::ExitCode> {
         .map(|o| (o.sop_class.clone(), o.transfer_syntax.clone()))
         .collect();
     let timeout = Duration::from_secs(30);
-    let mut scu = StoreScu::connect(
-        addr,
-        &args.calling_ae,
-        called_ae,
-        &pairs,
-        args.max_pdu,
-        timeout,
-    )
-    .await?;
-    let failed = send_all(&mut scu, &outgoing).await?;
-    scu.release().await?;
+    // One association carries at most 128 presentation contexts, so many
+    // SOP classes go over several associations in turn.
+    let mut failed = 0;
+    for batch in StoreScu::plan(&pairs) {
+        let members: Vec<&Outgoing> = outgoing
+            .iter()
+            .filter(|o| batch.contains(&(o.sop_class.clone(), o.transfer_syntax.clone())))
+            .collect();
+        let mut scu = StoreScu::connect(
+            addr,
+            &args.calling_ae,
+            called_ae,
+            &batch,
+            args.max_pdu,
+            timeout,
+        )
+        .await?;
+        failed += send_all(&mut scu, &members).await?;
+        scu.release().await?;
+    }
 
     println!(
         "sent {} of {} instances to {}",
@@ -91,7 +100,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<std::process::ExitCode> {
     })
 }
 
-async fn send_all(scu: &mut StoreScu, outgoing: &[Outgoing]) -> anyhow::Result<usize> {
+async fn send_all(scu: &mut StoreScu, outgoing: &[&Outgoing]) -> anyhow::Result<usize> {
     let mut failed = 0;
     for instance in outgoing {
         let header = match header_length(&instance.file) {

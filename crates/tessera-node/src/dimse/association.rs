@@ -68,6 +68,9 @@ pub struct Association {
     /// Presentation context of the last command received. Its data set
     /// must arrive on the same context.
     message_context: u8,
+    /// Command field and status of the last final response sent (pending
+    /// responses excluded), taken by the listener for its metrics.
+    pub last_response: Option<(u16, u16)>,
 }
 
 impl Association {
@@ -82,6 +85,7 @@ impl Association {
             contexts: Vec::new(),
             idle_timeout: Duration::from_secs(300),
             message_context: 0,
+            last_response: None,
         }
     }
 
@@ -187,6 +191,19 @@ impl Association {
         };
         let command = self.collect_command(first).await?;
         Ok(Incoming::Command(command))
+    }
+
+    /// Waits until bytes from the peer are buffered or can be read, without
+    /// consuming them. Cancel safe, so the listener can wait for this and
+    /// for its own work at once.
+    pub async fn readable(&mut self) -> Result<(), DimseError> {
+        if !self.pending.is_empty() || !self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .readable()
+            .await
+            .map_err(|source| self.io_error(source))
     }
 
     /// Reads the next command while its reply is awaited; a release request
@@ -340,6 +357,7 @@ impl Association {
         command: &DataSet,
         data: Option<&[u8]>,
     ) -> Result<(), DimseError> {
+        self.note_response(command);
         let encoded = tessera_dicom::dimse::encode_command(command);
         self.send_fragments(context_id, PDataValueType::Command, &encoded, true)
             .await?;
@@ -348,6 +366,17 @@ impl Association {
                 .await?;
         }
         Ok(())
+    }
+
+    fn note_response(&mut self, command: &DataSet) {
+        let field = command.u16(super::command::COMMAND_FIELD);
+        let code = command.u16(super::command::STATUS);
+        if let (Some(field), Some(code)) = (field, code) {
+            let pending = matches!(code, 0xFF00 | 0xFF01);
+            if field & 0x8000 != 0 && !pending {
+                self.last_response = Some((field, code));
+            }
+        }
     }
 
     /// Sends part of a data set; `last` marks its final part.

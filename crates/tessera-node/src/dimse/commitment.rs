@@ -6,9 +6,17 @@
 //! W replicas of its blob are synced. The result goes back as an
 //! N-EVENT-REPORT on the same association, or on a new one to the peer's
 //! configured address when the requester releases, aborts or refuses it.
+//! A check that fails because the node has no Raft quorum is retried in
+//! the background until `dimse.commitment_retry_limit`, and the result is
+//! sent once known.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use dicom_core::{Tag, VR};
 use tessera_dicom::dimse::{DataSet, Encoding};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use dicom_ul::pdu::{PresentationContextProposed, RequestorRoles, UserVariableItem};
 
@@ -30,6 +38,8 @@ const FAILURE_REASON: Tag = Tag(0x0008, 0x1197);
 
 /// Failure Reason: the instance is not in the archive.
 const NO_SUCH_OBJECT_INSTANCE: u16 = 0x0112;
+/// Failure Reason: the archive could not check the instance.
+const PROCESSING_FAILURE: u16 = 0x0110;
 /// Failure Reason: the instance is stored under another SOP class.
 const CLASS_INSTANCE_CONFLICT: u16 = 0x0119;
 
@@ -37,6 +47,11 @@ const CLASS_INSTANCE_CONFLICT: u16 = 0x0119;
 const ALL_COMMITTED: u16 = 1;
 /// Event Type ID of a result with at least one failure.
 const SOME_FAILED: u16 = 2;
+
+/// Wait before the first retry of a commitment check that failed for lack
+/// of quorum; each further wait doubles up to `MAX_RETRY_DELAY`.
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 pub async fn handle(
     session: &Session,
@@ -64,33 +79,57 @@ pub async fn handle(
         .send(command.context_id, &response, None)
         .await?;
 
-    let (event_type, report) = match commitment_result(session, &request).await {
+    let (event_type, report) = match commitment_result(&session.node, &request).await {
         Ok(result) => result,
-        Err((_, comment)) => {
-            // TODO: a commitment that cannot be checked now (no quorum) is
-            // not retried later; the requester gets no N-EVENT-REPORT and
-            // must ask again.
-            tracing::warn!(%comment, "storage commitment not checked");
+        Err(failure) => {
+            let transaction = request.text(TRANSACTION_UID).unwrap_or_default();
+            tracing::warn!(
+                %transaction,
+                comment = %failure.1,
+                "storage commitment not checked, retrying in the background"
+            );
+            let retry = Retry {
+                node: session.node.clone(),
+                calling_ae: session.calling_ae.clone(),
+                outbox: session.outbox.clone(),
+                context_id: command.context_id,
+                encoding,
+            };
+            tokio::spawn(retry.run(request));
             return Ok(());
         }
     };
-    let bytes = report.encode(encoding);
-    let delivery = send_report(association, command.context_id, event_type, &bytes).await;
+    let pending = PendingReport {
+        context_id: command.context_id,
+        encoding,
+        event_type,
+        report,
+    };
+    deliver(session, association, pending).await
+}
+
+/// A commitment result waiting to be sent to the requester.
+pub struct PendingReport {
+    context_id: u8,
+    encoding: Encoding,
+    event_type: u16,
+    report: DataSet,
+}
+
+/// Sends a commitment result on the requester's association. When the
+/// requester releases, aborts or refuses it there, the result goes on a new
+/// association to the address configured for its AE title.
+pub async fn deliver(
+    session: &Session,
+    association: &mut Association,
+    pending: PendingReport,
+) -> Result<(), DimseError> {
+    let bytes = pending.report.encode(pending.encoding);
+    let delivery = send_report(association, pending.context_id, pending.event_type, &bytes).await;
     if matches!(delivery, Ok(Delivery::Delivered)) {
         return Ok(());
     }
-
-    // The requester released, aborted or refused the report: send it on a
-    // new association to the address configured for its AE title.
-    let node = session.node.clone();
-    let calling_ae = session.calling_ae.clone();
-    tokio::spawn(async move {
-        if let Err(error) =
-            deliver_on_new_association(&node, &calling_ae, event_type, &report).await
-        {
-            tracing::warn!(%error, peer = %calling_ae, "storage commitment result not delivered");
-        }
-    });
+    spawn_new_association(session.node.clone(), session.calling_ae.clone(), pending);
     match delivery {
         Ok(Delivery::PeerReleasing) => Err(DimseError::Released {
             peer: association.peer.clone(),
@@ -98,6 +137,105 @@ pub async fn handle(
         Ok(_) => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// Sends the result on a new association in the background.
+pub fn spawn_new_association(node: Arc<Node>, calling_ae: String, pending: PendingReport) {
+    tokio::spawn(async move {
+        let sent =
+            deliver_on_new_association(&node, &calling_ae, pending.event_type, &pending.report)
+                .await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, peer = %calling_ae, "storage commitment result not delivered");
+        }
+    });
+}
+
+/// A commitment request whose check failed for lack of a Raft quorum,
+/// retried until `dimse.commitment_retry_limit` has passed.
+struct Retry {
+    node: Arc<Node>,
+    calling_ae: String,
+    outbox: mpsc::Sender<PendingReport>,
+    context_id: u8,
+    encoding: Encoding,
+}
+
+impl Retry {
+    /// Checks the request again with exponential backoff. At the deadline
+    /// every instance is reported as failed (0x0110, processing failure),
+    /// so the requester learns that the archive did not commit. The result
+    /// goes to the requester's association while it is open, else on a new
+    /// association.
+    async fn run(self, request: DataSet) {
+        let transaction = request.text(TRANSACTION_UID).unwrap_or_default();
+        let limit = self.node.config.dimse.commitment_retry_limit;
+        let deadline = Instant::now() + limit;
+        let mut delay = FIRST_RETRY_DELAY;
+        let mut attempt = 1u32;
+        let (event_type, report) = loop {
+            if Instant::now() + delay > deadline {
+                tracing::warn!(
+                    %transaction,
+                    attempts = attempt,
+                    limit = ?limit,
+                    "storage commitment not checked before the retry limit; reporting every instance as failed"
+                );
+                break all_failed(&request);
+            }
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            match commitment_result(&self.node, &request).await {
+                Ok(result) => break result,
+                Err(failure) => {
+                    tracing::info!(
+                        %transaction,
+                        attempt,
+                        next_delay = ?(delay * 2).min(MAX_RETRY_DELAY),
+                        comment = %failure.1,
+                        "storage commitment retry failed"
+                    );
+                }
+            }
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        };
+
+        let pending = PendingReport {
+            context_id: self.context_id,
+            encoding: self.encoding,
+            event_type,
+            report,
+        };
+        if let Err(closed) = self.outbox.send(pending).await {
+            tracing::info!(%transaction, "requester's association closed; sending the result on a new one");
+            spawn_new_association(self.node, self.calling_ae, closed.0);
+        }
+    }
+}
+
+/// Builds a result that lists every referenced instance as failed.
+fn all_failed(request: &DataSet) -> (u16, DataSet) {
+    let failed: Vec<DataSet> = request
+        .items(REFERENCED_SOP_SEQUENCE)
+        .unwrap_or_default()
+        .iter()
+        .map(|item| {
+            let mut reference = DataSet::default();
+            let class = item.text(REFERENCED_SOP_CLASS_UID).unwrap_or_default();
+            let instance = item.text(REFERENCED_SOP_INSTANCE_UID).unwrap_or_default();
+            reference.put_text(REFERENCED_SOP_CLASS_UID, VR::UI, &class);
+            reference.put_text(REFERENCED_SOP_INSTANCE_UID, VR::UI, &instance);
+            reference.put_u16(FAILURE_REASON, PROCESSING_FAILURE);
+            reference
+        })
+        .collect();
+    let transaction = request.text(TRANSACTION_UID).unwrap_or_default();
+    let mut report = DataSet::default();
+    report.put_text(TRANSACTION_UID, VR::UI, &transaction);
+    if !failed.is_empty() {
+        report.put_items(FAILED_SOP_SEQUENCE, failed);
+    }
+    (SOME_FAILED, report)
 }
 
 /// Outcome of offering an N-EVENT-REPORT on the requester's association.
@@ -221,16 +359,16 @@ fn action_response(command: &Command, code: u16) -> DataSet {
 /// Checks every referenced instance against the index and builds the
 /// event information: committed ones, and failed ones with their reason.
 async fn commitment_result(
-    session: &Session,
+    node: &Node,
     request: &DataSet,
 ) -> Result<(u16, DataSet), (u16, String)> {
-    session.node.read_barrier().await.map_err(unavailable)?;
+    node.read_barrier().await.map_err(unavailable)?;
     let mut committed = Vec::new();
     let mut failed = Vec::new();
     for item in request.items(REFERENCED_SOP_SEQUENCE).unwrap_or_default() {
         let class = item.text(REFERENCED_SOP_CLASS_UID).unwrap_or_default();
         let instance = item.text(REFERENCED_SOP_INSTANCE_UID).unwrap_or_default();
-        let stored = session.node.catalog.instance(&instance).ok().flatten();
+        let stored = node.catalog.instance(&instance).ok().flatten();
         let reason = match stored {
             None => Some(NO_SUCH_OBJECT_INSTANCE),
             Some(stored) => {
@@ -324,5 +462,48 @@ async fn send_report(
         Ok(Delivery::Delivered)
     } else {
         Ok(Delivery::Refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(instances: &[&str]) -> DataSet {
+        let items = instances
+            .iter()
+            .map(|uid| {
+                let mut item = DataSet::default();
+                item.put_text(
+                    REFERENCED_SOP_CLASS_UID,
+                    VR::UI,
+                    "1.2.840.10008.5.1.4.1.1.7",
+                );
+                item.put_text(REFERENCED_SOP_INSTANCE_UID, VR::UI, uid);
+                item
+            })
+            .collect();
+        let mut request = DataSet::default();
+        request.put_text(TRANSACTION_UID, VR::UI, "1.2.3.99");
+        request.put_items(REFERENCED_SOP_SEQUENCE, items);
+        request
+    }
+
+    #[test]
+    fn deadline_reports_every_instance_failed() {
+        let (event_type, report) = all_failed(&request(&["1.2.3.1", "1.2.3.2"]));
+
+        assert_eq!(event_type, SOME_FAILED);
+        assert_eq!(report.text(TRANSACTION_UID).as_deref(), Some("1.2.3.99"));
+        assert!(report.items(REFERENCED_SOP_SEQUENCE).is_none());
+        let failed = report.items(FAILED_SOP_SEQUENCE).expect("failed list");
+        let uids: Vec<String> = failed
+            .iter()
+            .map(|item| item.text(REFERENCED_SOP_INSTANCE_UID).unwrap_or_default())
+            .collect();
+        assert_eq!(uids, ["1.2.3.1", "1.2.3.2"]);
+        for item in failed {
+            assert_eq!(item.u16(FAILURE_REASON), Some(PROCESSING_FAILURE));
+        }
     }
 }

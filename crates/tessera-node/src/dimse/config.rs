@@ -29,6 +29,10 @@ pub struct DimseConfig {
     /// Associations served at once; further requests get a transient
     /// A-ASSOCIATE-RJ (local limit exceeded).
     pub max_associations: usize,
+    /// Connections open at once from one IP address, counted from accept
+    /// whether or not an association follows. A further connection from
+    /// that address is closed at once.
+    pub max_associations_per_address: usize,
     /// Time allowed for an A-ASSOCIATE-RQ after a connection opens, and for
     /// the peer's response to a request this node sends (the ARTIM timer).
     #[serde(with = "humantime_serde")]
@@ -37,6 +41,10 @@ pub struct DimseConfig {
     /// or takes no bytes of a PDU this node is sending for this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How long a storage commitment check that failed for lack of a Raft
+    /// quorum is retried before every instance is reported as failed.
+    #[serde(with = "humantime_serde")]
+    pub commitment_retry_limit: Duration,
     /// Known DICOM peers and what each may do.
     pub peers: Vec<DimsePeer>,
 }
@@ -88,8 +96,10 @@ impl Default for DimseConfig {
             accept_unknown_sop_classes: true,
             max_pdu_length: 65_536,
             max_associations: 64,
+            max_associations_per_address: 16,
             artim_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
+            commitment_retry_limit: Duration::from_secs(600),
             peers: Vec::new(),
         }
     }
@@ -115,6 +125,10 @@ impl DimseConfig {
         }
         if self.max_associations == 0 {
             return Err(invalid("max_associations", "must be at least 1".into()));
+        }
+        if self.max_associations_per_address == 0 {
+            let reason = "must be at least 1".to_string();
+            return Err(invalid("max_associations_per_address", reason));
         }
         for peer in &self.peers {
             if !valid_ae_title(&peer.ae_title) {

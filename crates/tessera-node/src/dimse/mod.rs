@@ -23,6 +23,7 @@ mod service;
 mod sop_classes;
 mod storage_classes;
 mod store;
+mod transcode;
 
 use std::sync::Arc;
 

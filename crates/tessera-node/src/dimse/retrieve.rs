@@ -12,9 +12,10 @@ use tessera_dicom::dimse::{DataSet, Encoding};
 use super::association::{Association, Command};
 use super::command::{self, status, SubOperations};
 use super::find::{self, decode_identifier, unavailable, Failure, Identifier, IDENTIFIER_LIMIT};
-use super::scu::{self, choose_context, classify, Originator, Outcome, StoreScu};
+use super::scu::{self, choose_context, classify, Originator, Outcome, Sent, StoreScu};
 use super::service::Session;
 use super::DimseError;
+use crate::metrics::DimseMetrics;
 use crate::NodeError;
 
 const FAILED_SOP_INSTANCE_UID_LIST: Tag = Tag(0x0008, 0x0058);
@@ -22,6 +23,9 @@ const FAILED_SOP_INSTANCE_UID_LIST: Tag = Tag(0x0008, 0x0058);
 /// A retrieve in progress: its request, counts and failed instances.
 struct Progress<'a> {
     command: &'a Command,
+    metrics: &'a DimseMetrics,
+    /// "C-MOVE" or "C-GET", the service label of the metrics.
+    service: &'static str,
     response_field: u16,
     counts: SubOperations,
     failed_uids: Vec<String>,
@@ -34,7 +38,7 @@ pub async fn handle_move(
     command: Command,
 ) -> Result<(), DimseError> {
     let (encoding, resolved) = resolve(session, association, &command).await?;
-    let mut progress = Progress::new(&command, command::C_MOVE_RSP, encoding);
+    let mut progress = Progress::new(session, &command, command::C_MOVE_RSP, encoding);
     let instances = match resolved
         .and_then(|instances| destination(session, &command).map(|d| (instances, d)))
     {
@@ -47,53 +51,111 @@ pub async fn handle_move(
         return progress.finish(association).await;
     }
 
-    let pairs = context_pairs(&instances);
-    let node = &session.node;
-    let config = &node.config.dimse;
-    let scu = StoreScu::connect(
-        &peer_addr,
-        &config.ae_title,
-        &peer_ae,
-        &pairs,
-        config.max_pdu_length,
-        config.artim_timeout,
-    )
-    .await;
-    let mut scu = match scu {
-        Ok(scu) => scu,
-        Err(error) => {
-            tracing::warn!(%error, destination = %peer_ae, "C-MOVE destination unreachable");
-            progress.fail_all(&instances);
-            return progress.finish(association).await;
-        }
-    };
-
     let originator = Originator {
         ae_title: session.calling_ae.clone(),
         message_id: command::message_id(&command.set),
     };
-    for (index, instance) in instances.iter().enumerate() {
-        if find::cancelled(association, &command).await? {
-            let _ = scu.release().await;
+    let target = Destination {
+        addr: peer_addr,
+        ae_title: peer_ae,
+        originator,
+    };
+    // One association carries at most 128 presentation contexts, so the
+    // instances go over as many associations as their SOP class and
+    // transfer syntax pairs need, one after the other.
+    let batches = scu::plan_associations(&context_pairs(&instances));
+    if batches.len() > 1 {
+        tracing::info!(
+            associations = batches.len(),
+            destination = %target.ae_title,
+            "C-MOVE needs more than one association"
+        );
+    }
+    for batch in &batches {
+        let members: Vec<&StoredInstance> = instances
+            .iter()
+            .filter(|instance| batch.contains(&context_pair(instance)))
+            .collect();
+        let cancelled = move_batch(
+            session,
+            association,
+            &target,
+            batch,
+            &members,
+            &mut progress,
+        )
+        .await?;
+        if cancelled {
             return progress.cancel(association).await;
         }
-        let code = match scu.store_instance(node, instance, Some(&originator)).await {
+    }
+    progress.finish(association).await
+}
+
+/// The C-MOVE destination and the originator its sub-operations name.
+struct Destination {
+    addr: String,
+    ae_title: String,
+    originator: Originator,
+}
+
+/// Sends the instances of one batch on a new association to the C-MOVE
+/// destination and returns whether the requester cancelled. A destination
+/// that cannot be reached, or an association that fails, fails the batch's
+/// remaining instances, and the next batch is still attempted.
+async fn move_batch(
+    session: &Session,
+    association: &mut Association,
+    target: &Destination,
+    batch: &[(String, String)],
+    members: &[&StoredInstance],
+    progress: &mut Progress<'_>,
+) -> Result<bool, DimseError> {
+    let node = &session.node;
+    let config = &node.config.dimse;
+    let connected = StoreScu::connect(
+        &target.addr,
+        &config.ae_title,
+        &target.ae_title,
+        batch,
+        config.max_pdu_length,
+        config.artim_timeout,
+    )
+    .await;
+    let mut scu = match connected {
+        Ok(scu) => scu,
+        Err(error) => {
+            tracing::warn!(%error, destination = %target.ae_title, "C-MOVE destination unreachable");
+            progress.fail_all(members);
+            progress.pending_if_remaining(association).await?;
+            return Ok(false);
+        }
+    };
+
+    for (index, instance) in members.iter().enumerate() {
+        if find::cancelled(association, progress.command).await? {
+            let _ = scu.release().await;
+            return Ok(true);
+        }
+        let stored = scu
+            .store_instance(node, instance, Some(&target.originator))
+            .await;
+        let code = match stored {
             Ok(code) => code,
             Err(error) => {
-                tracing::warn!(%error, destination = %peer_ae, "C-MOVE sub-association failed");
-                progress.fail_all(&instances[index..]);
-                return progress.finish(association).await;
+                tracing::warn!(%error, destination = %target.ae_title, "C-MOVE sub-association failed");
+                progress.fail_all(&members[index..]);
+                progress.pending_if_remaining(association).await?;
+                return Ok(false);
             }
         };
         progress.record(instance, code);
-        if progress.counts.remaining > 0 {
-            progress.pending(association).await?;
-        }
+        progress.pending_if_remaining(association).await?;
     }
     if let Err(error) = scu.release().await {
         tracing::debug!(%error, "C-MOVE sub-association release failed");
     }
-    progress.finish(association).await
+    Ok(false)
 }
 
 pub async fn handle_get(
@@ -102,7 +164,7 @@ pub async fn handle_get(
     command: Command,
 ) -> Result<(), DimseError> {
     let (encoding, resolved) = resolve(session, association, &command).await?;
-    let mut progress = Progress::new(&command, command::C_GET_RSP, encoding);
+    let mut progress = Progress::new(session, &command, command::C_GET_RSP, encoding);
     let instances = match resolved {
         Ok(instances) => instances,
         Err((code, comment)) => return progress.fail(association, code, &comment).await,
@@ -122,16 +184,13 @@ pub async fn handle_get(
             &attributes.transfer_syntax_uid,
         );
         let Some((context_id, target_syntax)) = chosen else {
-            // TODO: only implicit and explicit VR little endian are converted
-            // into each other; an instance stored big endian or compressed
-            // fails its sub-operation unless the requester accepted that
-            // transfer syntax.
             progress.record(instance, status::NO_SUCH_SOP_CLASS);
+            progress.pending_if_remaining(association).await?;
             continue;
         };
         let message_id = next_id;
         next_id = next_id.wrapping_add(1).max(1);
-        scu::send_stored(
+        let sent = scu::send_stored(
             &session.node,
             association,
             (context_id, &target_syntax),
@@ -140,6 +199,11 @@ pub async fn handle_get(
             None,
         )
         .await?;
+        if sent == Sent::NotConverted {
+            progress.record(instance, status::UNABLE_TO_PROCESS);
+            progress.pending_if_remaining(association).await?;
+            continue;
+        }
         let (code, cancelled) =
             scu::await_store_response(association, message_id, Some(request_id)).await?;
         progress.record(instance, code);
@@ -295,13 +359,12 @@ fn destination(session: &Session, command: &Command) -> Result<(String, String),
 }
 
 fn context_pairs(instances: &[StoredInstance]) -> Vec<(String, String)> {
-    instances
-        .iter()
-        .map(|instance| {
-            let attributes = instance.stored.attributes.clone().unwrap_or_default();
-            (attributes.sop_class_uid, attributes.transfer_syntax_uid)
-        })
-        .collect()
+    instances.iter().map(context_pair).collect()
+}
+
+fn context_pair(instance: &StoredInstance) -> (String, String) {
+    let attributes = instance.stored.attributes.clone().unwrap_or_default();
+    (attributes.sop_class_uid, attributes.transfer_syntax_uid)
 }
 
 fn count(n: usize) -> u16 {
@@ -309,9 +372,20 @@ fn count(n: usize) -> u16 {
 }
 
 impl<'a> Progress<'a> {
-    fn new(command: &'a Command, response_field: u16, encoding: Encoding) -> Self {
+    fn new(
+        session: &'a Session,
+        command: &'a Command,
+        response_field: u16,
+        encoding: Encoding,
+    ) -> Self {
+        let service = match response_field {
+            command::C_MOVE_RSP => "C-MOVE",
+            _ => "C-GET",
+        };
         Self {
             command,
+            metrics: &session.node.metrics.dimse,
+            service,
             response_field,
             counts: SubOperations::default(),
             failed_uids: Vec::new(),
@@ -321,20 +395,38 @@ impl<'a> Progress<'a> {
 
     fn record(&mut self, instance: &StoredInstance, code: u16) {
         self.counts.remaining = self.counts.remaining.saturating_sub(1);
-        match classify(code) {
-            Outcome::Completed => self.counts.completed += 1,
-            Outcome::Warning => self.counts.warning += 1,
+        let outcome = match classify(code) {
+            Outcome::Completed => {
+                self.counts.completed += 1;
+                "completed"
+            }
+            Outcome::Warning => {
+                self.counts.warning += 1;
+                "warning"
+            }
             Outcome::Failed => {
                 self.counts.failed += 1;
                 self.failed_uids.push(sop_uid(instance));
+                "failed"
             }
-        }
+        };
+        self.metrics
+            .sub_operations
+            .with_label_values(&[self.service, outcome])
+            .inc();
     }
 
-    fn fail_all(&mut self, instances: &[StoredInstance]) {
+    fn fail_all(&mut self, instances: &[&StoredInstance]) {
         for instance in instances {
             self.record(instance, status::UNABLE_TO_PROCESS);
         }
+    }
+
+    async fn pending_if_remaining(&self, association: &mut Association) -> Result<(), DimseError> {
+        if self.counts.remaining == 0 {
+            return Ok(());
+        }
+        self.pending(association).await
     }
 
     async fn pending(&self, association: &mut Association) -> Result<(), DimseError> {

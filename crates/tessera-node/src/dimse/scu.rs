@@ -13,7 +13,7 @@ use dicom_ul::pdu::{
 };
 use tessera_blob::BlobId;
 use tessera_catalog::StoredInstance;
-use tessera_dicom::dimse::{DataSet, Encoding};
+use tessera_dicom::dimse::DataSet;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -22,6 +22,7 @@ use super::command::{self, status};
 use super::negotiation::{peer_max_pdu, trim_uid};
 use super::part10;
 use super::sop_classes as classes;
+use super::transcode;
 use super::DimseError;
 use crate::node::Node;
 
@@ -73,6 +74,12 @@ impl StoreScu {
         })
     }
 
+    /// Splits (SOP class, transfer syntax) pairs into the batches that one
+    /// association each carries; see `plan_associations`.
+    pub fn plan(pairs: &[(String, String)]) -> Vec<Vec<(String, String)>> {
+        plan_associations(pairs)
+    }
+
     /// Returns the accepted context for a SOP class in a transfer syntax.
     pub fn context_for(&self, sop_class: &str, transfer_syntax: &str) -> Option<u8> {
         find_context(&self.association.contexts, sop_class, transfer_syntax)
@@ -114,7 +121,7 @@ impl StoreScu {
             return Ok(status::NO_SUCH_SOP_CLASS);
         };
         let message_id = self.message_id();
-        send_stored(
+        let sent = send_stored(
             node,
             &mut self.association,
             (context_id, &target_syntax),
@@ -123,6 +130,9 @@ impl StoreScu {
             originator,
         )
         .await?;
+        if sent == Sent::NotConverted {
+            return Ok(status::UNABLE_TO_PROCESS);
+        }
         let (code, _) = await_store_response(&mut self.association, message_id, None).await?;
         Ok(code)
     }
@@ -196,34 +206,40 @@ pub async fn open_association(
     Ok(association)
 }
 
-fn propose(pairs: &[(String, String)]) -> Vec<PresentationContextProposed> {
-    let mut unique: Vec<&(String, String)> = Vec::new();
-    for pair in pairs {
-        if !unique.contains(&pair) {
-            unique.push(pair);
+/// Splits (SOP class, transfer syntax) pairs into the batches of one
+/// association each, so that no proposal exceeds 128 presentation contexts.
+/// All pairs of one SOP class stay in one batch, because an instance may be
+/// sent on its class's fallback context.
+pub fn plan_associations(pairs: &[(String, String)]) -> Vec<Vec<(String, String)>> {
+    let mut batches: Vec<Vec<(String, String)>> = Vec::new();
+    let mut used = 0;
+    for (class, syntaxes) in syntaxes_by_class(pairs) {
+        let needed = contexts_of_class(&class, &syntaxes).len();
+        if batches.is_empty() || used + needed > MAX_CONTEXTS {
+            batches.push(Vec::new());
+            used = 0;
         }
+        used += needed;
+        let batch = batches.last_mut().expect("a batch was pushed");
+        batch.extend(syntaxes.into_iter().map(|ts| (class.clone(), ts)));
     }
-    if unique.len() > MAX_CONTEXTS {
-        // TODO: more than 128 distinct SOP class and transfer syntax pairs
-        // need a second association; instances of the rest fail with 0x0118.
+    batches
+}
+
+/// Returns the presentation contexts proposed for a batch of pairs. More
+/// than 128 are cut off with a warning, so callers plan batches first.
+fn propose(pairs: &[(String, String)]) -> Vec<PresentationContextProposed> {
+    let contexts: Vec<(String, Vec<String>)> = syntaxes_by_class(pairs)
+        .into_iter()
+        .flat_map(|(class, syntaxes)| contexts_of_class(&class, &syntaxes))
+        .collect();
+    if contexts.len() > MAX_CONTEXTS {
         tracing::warn!(
-            pairs = unique.len(),
-            "more presentation contexts than one association carries"
+            contexts = contexts.len(),
+            "more presentation contexts than one association carries; the rest are not proposed"
         );
     }
-    // A class stored in a little endian native syntax also gets a context
-    // offering both, in case the peer accepts only the other one.
-    let mut syntaxes: Vec<(String, Vec<String>)> = unique
-        .iter()
-        .map(|(class, ts)| (class.clone(), vec![ts.clone()]))
-        .collect();
-    for (class, ts) in &unique {
-        let fallback = (class.clone(), native_little_endian());
-        if Encoding::of_transfer_syntax(ts).is_some() && !syntaxes.contains(&fallback) {
-            syntaxes.push(fallback);
-        }
-    }
-    syntaxes
+    contexts
         .into_iter()
         .take(MAX_CONTEXTS)
         .enumerate()
@@ -237,11 +253,43 @@ fn propose(pairs: &[(String, String)]) -> Vec<PresentationContextProposed> {
         .collect()
 }
 
-fn native_little_endian() -> Vec<String> {
-    vec![
-        classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string(),
-        classes::IMPLICIT_VR_LITTLE_ENDIAN.to_string(),
-    ]
+/// Groups the distinct transfer syntaxes of each SOP class, in the order
+/// the classes first appear.
+fn syntaxes_by_class(pairs: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let mut classes: Vec<(String, Vec<String>)> = Vec::new();
+    for (class, ts) in pairs {
+        let index = match classes.iter().position(|(known, _)| known == class) {
+            Some(index) => index,
+            None => {
+                classes.push((class.clone(), Vec::new()));
+                classes.len() - 1
+            }
+        };
+        let syntaxes = &mut classes[index].1;
+        if !syntaxes.contains(ts) {
+            syntaxes.push(ts.clone());
+        }
+    }
+    classes
+}
+
+/// Returns the contexts of one SOP class: one per stored transfer syntax,
+/// with only that syntax, and a fallback offering every native syntax when
+/// any stored one converts to them, in case the peer accepts none of the
+/// stored syntaxes.
+fn contexts_of_class(class: &str, syntaxes: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut contexts: Vec<(String, Vec<String>)> = syntaxes
+        .iter()
+        .map(|ts| (class.to_string(), vec![ts.clone()]))
+        .collect();
+    let fallback = transcode::native_syntaxes();
+    let converts = syntaxes
+        .iter()
+        .any(|ts| fallback.iter().any(|to| transcode::convertible(ts, to)));
+    if converts {
+        contexts.push((class.to_string(), fallback));
+    }
+    contexts
 }
 
 fn accept_answer(
@@ -329,7 +377,7 @@ pub async fn send_stored(
     message_id: u16,
     instance: &StoredInstance,
     originator: Option<&Originator>,
-) -> Result<(), DimseError> {
+) -> Result<Sent, DimseError> {
     let attributes = instance.stored.attributes.clone().unwrap_or_default();
     let blob = BlobId::from_slice(&instance.stored.blob_id)
         .map_err(|error| read_failure(association, &error.to_string()))?;
@@ -363,17 +411,31 @@ pub async fn send_stored(
         &attributes.sop_instance_uid,
         originator,
     );
-    let mut pending = header.split_off(data_start);
     if target_syntax != attributes.transfer_syntax_uid {
+        let mut file = header;
         while let Some(chunk) = chunks.recv().await {
             let chunk = chunk.map_err(|error| read_failure(association, &error.to_string()))?;
-            pending.extend_from_slice(&chunk);
+            file.extend_from_slice(&chunk);
         }
         let _ = reader.await;
-        let data = reencode(&pending, &attributes.transfer_syntax_uid, target_syntax)
-            .map_err(|reason| read_failure(association, &reason))?;
-        return association.send(context_id, &request, Some(&data)).await;
+        let stored_syntax = attributes.transfer_syntax_uid.as_str();
+        let data = match convert_blocking(file, data_start, stored_syntax, target_syntax).await {
+            Ok(data) => data,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    instance = %attributes.sop_instance_uid,
+                    from = stored_syntax,
+                    to = target_syntax,
+                    "C-STORE sub-operation failed: the instance cannot be converted"
+                );
+                return Ok(Sent::NotConverted);
+            }
+        };
+        association.send(context_id, &request, Some(&data)).await?;
+        return Ok(Sent::Sent);
     }
+    let mut pending = header.split_off(data_start);
     association.send(context_id, &request, None).await?;
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk.map_err(|error| read_failure(association, &error.to_string()))?;
@@ -382,26 +444,42 @@ pub async fn send_stored(
     }
     association.send_data(context_id, &pending, true).await?;
     let _ = reader.await;
-    Ok(())
+    Ok(Sent::Sent)
 }
 
-/// Re-encodes a native data set between implicit and explicit VR little
-/// endian. Values keep their bytes, so only the element headers change;
-/// implicit VRs come from the standard dictionary (UN for private tags).
-fn reencode(data: &[u8], from: &str, to: &str) -> Result<Vec<u8>, String> {
-    let (Some(from), Some(to)) = (
-        Encoding::of_transfer_syntax(from),
-        Encoding::of_transfer_syntax(to),
-    ) else {
-        return Err(format!("cannot re-encode from {from} to {to}"));
-    };
-    let set = DataSet::parse(data, from).map_err(|error| error.to_string())?;
-    Ok(set.encode(to))
+/// Runs `transcode::convert` off the async threads, because decoding pixel
+/// data takes long.
+async fn convert_blocking(
+    file: Vec<u8>,
+    data_start: usize,
+    from: &str,
+    to: &str,
+) -> Result<Vec<u8>, transcode::TranscodeError> {
+    let (from, to) = (from.to_string(), to.to_string());
+    let task =
+        tokio::task::spawn_blocking(move || transcode::convert(&file, data_start, &from, &to));
+    match task.await {
+        Ok(result) => result,
+        Err(error) => Err(transcode::TranscodeError::Decode {
+            syntax: "the stored syntax".into(),
+            reason: format!("conversion task failed: {error}"),
+        }),
+    }
+}
+
+/// Outcome of `send_stored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Sent,
+    /// Conversion to the chosen transfer syntax failed before anything was
+    /// sent. The association can go on, but the sub-operation fails.
+    NotConverted,
 }
 
 /// Returns the accepted context to send an instance on, with its transfer
-/// syntax: the stored one when accepted, else the other little endian
-/// native syntax, which `send_stored` re-encodes to.
+/// syntax: the stored one when accepted, else the most preferred native
+/// syntax that the stored one converts to (see `transcode`). None when no
+/// accepted context fits, which is logged with the syntaxes involved.
 pub fn choose_context(
     contexts: &[AcceptedContext],
     sop_class: &str,
@@ -410,14 +488,27 @@ pub fn choose_context(
     if let Some(id) = find_context(contexts, sop_class, stored_syntax) {
         return Some((id, stored_syntax.to_string()));
     }
-    Encoding::of_transfer_syntax(stored_syntax)?;
-    contexts
+    let chosen = contexts
         .iter()
-        .find(|c| {
-            c.abstract_syntax == sop_class
-                && Encoding::of_transfer_syntax(&c.transfer_syntax).is_some()
-        })
-        .map(|c| (c.id, c.transfer_syntax.clone()))
+        .filter(|c| c.abstract_syntax == sop_class)
+        .filter(|c| transcode::convertible(stored_syntax, &c.transfer_syntax))
+        .filter_map(|c| Some((transcode::preference(&c.transfer_syntax)?, c)))
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, c)| (c.id, c.transfer_syntax.clone()));
+    if chosen.is_none() {
+        let accepted: Vec<&str> = contexts
+            .iter()
+            .filter(|c| c.abstract_syntax == sop_class)
+            .map(|c| c.transfer_syntax.as_str())
+            .collect();
+        tracing::warn!(
+            sop_class,
+            stored_syntax,
+            ?accepted,
+            "no accepted transfer syntax for this SOP class that the stored one converts to"
+        );
+    }
+    chosen
 }
 
 fn read_failure(association: &Association, reason: &str) -> DimseError {
@@ -476,7 +567,6 @@ pub enum Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dicom_core::Tag;
 
     fn context(id: u8, class: &str, ts: &str) -> AcceptedContext {
         AcceptedContext {
@@ -502,38 +592,99 @@ mod tests {
     }
 
     #[test]
-    fn compressed_instance_needs_its_own_syntax() {
-        let contexts = [context(1, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN)];
+    fn compressed_instance_is_decoded_for_native_peer() {
+        let contexts = [context(1, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN)];
+
+        let chosen = choose_context(&contexts, "1.2.3", "1.2.840.10008.1.2.4.50");
 
         assert_eq!(
-            choose_context(&contexts, "1.2.3", "1.2.840.10008.1.2.4.50"),
-            None
-        );
-        assert_eq!(
-            choose_context(&contexts, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN),
-            Some((1, classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string()))
+            chosen,
+            Some((1, classes::IMPLICIT_VR_LITTLE_ENDIAN.to_string()))
         );
     }
 
     #[test]
-    fn reencoding_keeps_values() {
-        let mut set = DataSet::default();
-        set.put_text(Tag(0x0010, 0x0010), VR::PN, "Doe^Jane");
-        set.put_bytes(Tag(0x7FE0, 0x0010), VR::OW, vec![1, 2, 3, 4]);
-        let implicit = set.encode(Encoding::ImplicitLittle);
+    fn undecodable_syntax_has_no_context() {
+        let contexts = [context(1, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN)];
 
-        let explicit = reencode(
-            &implicit,
-            classes::IMPLICIT_VR_LITTLE_ENDIAN,
-            classes::EXPLICIT_VR_LITTLE_ENDIAN,
-        )
-        .unwrap();
+        // JPEG 2000 has no decoder among dicom-pixeldata's native codecs.
+        let chosen = choose_context(&contexts, "1.2.3", "1.2.840.10008.1.2.4.90");
 
-        let decoded = DataSet::parse(&explicit, Encoding::ExplicitLittle).unwrap();
-        assert_eq!(decoded.elements[&Tag(0x0010, 0x0010)].vr, VR::PN);
+        assert_eq!(chosen, None);
+    }
+
+    #[test]
+    fn explicit_little_endian_is_preferred_target() {
+        let contexts = [
+            context(1, "1.2.3", "1.2.840.10008.1.2.2"),
+            context(3, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN),
+            context(5, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN),
+        ];
+
+        let chosen = choose_context(&contexts, "1.2.3", "1.2.840.10008.1.2.1.99");
+
         assert_eq!(
-            decoded.bytes(Tag(0x7FE0, 0x0010)),
-            Some(&[1u8, 2, 3, 4][..])
+            chosen,
+            Some((5, classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string()))
+        );
+    }
+
+    #[test]
+    fn many_classes_split_into_associations() {
+        let pairs: Vec<(String, String)> = (0..150)
+            .map(|n| {
+                let class = format!("1.2.826.0.1.3680043.8.498.{n}");
+                (class, classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string())
+            })
+            .collect();
+
+        let batches = plan_associations(&pairs);
+
+        // Each class needs its stored context and a fallback: 64 per batch.
+        assert_eq!(batches.len(), 3);
+        let total: usize = batches.iter().map(Vec::len).sum();
+        assert_eq!(total, 150);
+        for batch in &batches {
+            assert!(propose(batch).len() <= MAX_CONTEXTS);
+        }
+    }
+
+    #[test]
+    fn classes_stay_in_one_batch() {
+        let mut pairs = Vec::new();
+        for n in 0..70 {
+            let class = format!("1.2.3.{n}");
+            pairs.push((
+                class.clone(),
+                classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string(),
+            ));
+            pairs.push((class, "1.2.840.10008.1.2.5".to_string()));
+        }
+
+        let batches = plan_associations(&pairs);
+
+        for batch in &batches {
+            let proposed = propose(batch);
+            assert!(proposed.len() <= MAX_CONTEXTS, "{}", proposed.len());
+            for (class, _) in batch {
+                let in_other = batches
+                    .iter()
+                    .filter(|other| other.iter().any(|(c, _)| c == class))
+                    .count();
+                assert_eq!(in_other, 1, "{class} split over batches");
+            }
+        }
+    }
+
+    #[test]
+    fn implicit_instance_goes_on_explicit_context() {
+        let contexts = [context(1, "1.2.3", classes::EXPLICIT_VR_LITTLE_ENDIAN)];
+
+        let chosen = choose_context(&contexts, "1.2.3", classes::IMPLICIT_VR_LITTLE_ENDIAN);
+
+        assert_eq!(
+            chosen,
+            Some((1, classes::EXPLICIT_VR_LITTLE_ENDIAN.to_string()))
         );
     }
 }

@@ -1,16 +1,18 @@
 //! The DICOM listener: accepts connections, negotiates associations and
 //! dispatches their commands to the service handlers.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
-use dicom_ul::pdu::{AbortRQServiceProviderReason, Pdu};
+use dicom_ul::pdu::{AbortRQServiceProviderReason, AssociationRJ, AssociationRJSource, Pdu};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use super::association::{read_first_pdu, Association, Command, Incoming};
 use super::command::{self, status};
+use super::commitment::PendingReport;
 use super::config::Rights;
 use super::negotiation::{invalid_context_ids, negotiate, reject_busy};
 use super::{commitment, find, retrieve, store, DimseError};
@@ -21,12 +23,16 @@ pub struct Session {
     pub node: Arc<Node>,
     pub calling_ae: String,
     pub rights: Rights,
+    /// Storage commitment results found in the background, sent on this
+    /// association between commands.
+    pub outbox: mpsc::Sender<PendingReport>,
 }
 
 /// Accepts associations until the listener fails; each runs in its own
 /// task, so a slow or stuck peer holds up no other.
 pub async fn run_listener(node: Arc<Node>, listener: TcpListener) {
     let slots = Arc::new(Semaphore::new(node.config.dimse.max_associations));
+    let per_address = AddressSlots::new(node.config.dimse.max_associations_per_address);
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -35,10 +41,78 @@ pub async fn run_listener(node: Arc<Node>, listener: TcpListener) {
                 continue;
             }
         };
+        // One host's connections, silent or not, must not take every slot,
+        // so a connection over its address's limit is closed at once.
+        let Some(address_slot) = per_address.acquire(addr.ip()) else {
+            tracing::warn!(
+                node_id = node.id(),
+                peer = %addr,
+                limit = node.config.dimse.max_associations_per_address,
+                "DICOM connection closed, too many connections from this address"
+            );
+            node.metrics.dimse.reject_association("address_limit");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let permit = slots.clone().try_acquire_owned().ok();
         let span = tracing::info_span!("association", node_id = node.id(), peer = %addr);
-        tokio::spawn(handle_connection(node.clone(), stream, addr, permit).instrument(span));
+        let connection = handle_connection(node.clone(), stream, addr, permit);
+        tokio::spawn(
+            async move {
+                connection.await;
+                drop(address_slot);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Counts the open connections of each remote IP address.
+#[derive(Clone)]
+struct AddressSlots {
+    limit: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection of an address; dropping it frees the slot.
+struct AddressSlot {
+    slots: AddressSlots,
+    ip: IpAddr,
+}
+
+impl AddressSlots {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            open: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Takes a slot for `ip`, or returns None when it has `limit` open.
+    fn acquire(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().expect("address slots lock");
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().expect("address slots lock");
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -68,8 +142,10 @@ async fn handle_connection(
             .await;
         return;
     };
+    let metrics = &node.metrics.dimse;
     if let Some(problem) = invalid_context_ids(&request) {
         tracing::info!(calling_ae = %request.calling_ae_title, %problem, "association aborted");
+        metrics.reject_association("invalid_request");
         association
             .abort(AbortRQServiceProviderReason::InvalidPduParameter)
             .await;
@@ -77,6 +153,7 @@ async fn handle_connection(
     }
     if permit.is_none() {
         tracing::warn!(limit = config.max_associations, "association limit reached");
+        metrics.reject_association("association_limit");
         let _ = association
             .write_pdu(&Pdu::AssociationRJ(reject_busy()))
             .await;
@@ -91,6 +168,7 @@ async fn handle_connection(
                 reason = %rejection.source,
                 "association rejected"
             );
+            metrics.reject_association(rejection_label(&rejection));
             let _ = association.write_pdu(&Pdu::AssociationRJ(rejection)).await;
             return;
         }
@@ -109,18 +187,71 @@ async fn handle_connection(
     association.send_limit = negotiated.peer_max_pdu;
     association.contexts = negotiated.contexts;
     tracing::debug!(%calling_ae, contexts = association.contexts.len(), "association accepted");
+    metrics.associations_accepted.inc();
+    metrics.open_associations.inc();
 
+    let (outbox, mut reports) = mpsc::channel(4);
     let session = Session {
         node: node.clone(),
         calling_ae,
         rights: negotiated.rights,
+        outbox,
     };
-    serve_association(&session, association).await;
+    serve_association(&session, association, &mut reports).await;
+    metrics.open_associations.dec();
     drop(permit);
+
+    // Results that arrived as the association ended go on a new one.
+    reports.close();
+    while let Ok(pending) = reports.try_recv() {
+        commitment::spawn_new_association(node.clone(), session.calling_ae.clone(), pending);
+    }
 }
 
-async fn serve_association(session: &Session, mut association: Association) {
+/// The listener's next step on an association.
+enum Next {
+    Read,
+    Report(PendingReport),
+    Idle,
+}
+
+async fn serve_association(
+    session: &Session,
+    mut association: Association,
+    reports: &mut mpsc::Receiver<PendingReport>,
+) {
     loop {
+        let idle_timeout = association.idle_timeout;
+        let next = tokio::select! {
+            ready = association.readable() => match ready {
+                Ok(()) => Next::Read,
+                Err(error) => return end_with_error(association, error).await,
+            },
+            Some(pending) = reports.recv() => Next::Report(pending),
+            _ = tokio::time::sleep(idle_timeout) => Next::Idle,
+        };
+        match next {
+            Next::Read => {}
+            Next::Report(pending) => {
+                match commitment::deliver(session, &mut association, pending).await {
+                    Ok(()) => {}
+                    Err(DimseError::Released { .. }) => {
+                        let _ = association.confirm_release().await;
+                        return;
+                    }
+                    Err(error) => return end_with_error(association, error).await,
+                }
+                continue;
+            }
+            Next::Idle => {
+                let error = DimseError::Timeout {
+                    peer: association.peer.clone(),
+                    seconds: idle_timeout.as_secs(),
+                    waiting_for: "a request",
+                };
+                return end_with_error(association, error).await;
+            }
+        }
         let incoming = match association.receive().await {
             Ok(incoming) => incoming,
             Err(error) => return end_with_error(association, error).await,
@@ -132,7 +263,12 @@ async fn serve_association(session: &Session, mut association: Association) {
                 return;
             }
         };
-        match dispatch(session, &mut association, command).await {
+        let dispatched = dispatch(session, &mut association, command).await;
+        if let Some((field, code)) = association.last_response.take() {
+            let metrics = &session.node.metrics.dimse;
+            metrics.record_operation(service_name(field), code);
+        }
+        match dispatched {
             Ok(()) => {}
             Err(DimseError::Released { .. }) => {
                 let _ = association.confirm_release().await;
@@ -140,6 +276,33 @@ async fn serve_association(session: &Session, mut association: Association) {
             }
             Err(error) => return end_with_error(association, error).await,
         }
+    }
+}
+
+/// Names the service of a response's command field, as in PS3.7.
+fn service_name(response_field: u16) -> &'static str {
+    match response_field {
+        command::C_ECHO_RSP => "C-ECHO",
+        command::C_STORE_RSP => "C-STORE",
+        command::C_FIND_RSP => "C-FIND",
+        command::C_MOVE_RSP => "C-MOVE",
+        command::C_GET_RSP => "C-GET",
+        command::N_ACTION_RSP => "N-ACTION",
+        _ => "other",
+    }
+}
+
+/// Label of an A-ASSOCIATE-RJ reason in the rejection metric.
+fn rejection_label(rejection: &AssociationRJ) -> &'static str {
+    use dicom_ul::pdu::AssociationRJServiceUserReason as User;
+    match &rejection.source {
+        AssociationRJSource::ServiceUser(User::CalledAETitleNotRecognized) => "called_ae_title",
+        AssociationRJSource::ServiceUser(User::CallingAETitleNotRecognized) => "calling_ae_title",
+        AssociationRJSource::ServiceUser(User::ApplicationContextNameNotSupported) => {
+            "application_context"
+        }
+        AssociationRJSource::ServiceProviderASCE(_) => "protocol_version",
+        _ => "other",
     }
 }
 

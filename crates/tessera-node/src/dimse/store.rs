@@ -35,15 +35,20 @@ pub async fn handle(
         &node.config.data_dir.join("spool"),
         node.config.spool_memory_limit.as_u64(),
     );
-    let header = part10::file_header(
-        &sop_class,
-        &sop_instance,
-        transfer_syntax.as_deref().unwrap_or(""),
-    );
+    let header = part10::file_header(&part10::MetaFields {
+        sop_class: &sop_class,
+        sop_instance: &sop_instance,
+        transfer_syntax: transfer_syntax.as_deref().unwrap_or(""),
+        source_ae_title: Some(&session.calling_ae),
+    });
     let mut spool_error = incoming.push(&header).err();
     if command::has_data_set(request) {
         loop {
             let (fragment, last) = association.receive_data_fragment().await?;
+            node.metrics
+                .dimse
+                .store_received_bytes
+                .inc_by(fragment.len() as u64);
             if spool_error.is_none() {
                 spool_error = incoming.push(&fragment).err();
             }
