@@ -115,7 +115,8 @@ fn register_font(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Range of every x and every y in the chart, widened so that no point sits
-/// on the frame and a flat series still gets a visible range.
+/// on the frame or under the legend, and a flat series still gets a visible
+/// range.
 fn bounds(chart: &Chart) -> anyhow::Result<((f64, f64), (f64, f64))> {
     let points: Vec<(f64, f64)> = chart
         .series
@@ -128,8 +129,8 @@ fn bounds(chart: &Chart) -> anyhow::Result<((f64, f64), (f64, f64))> {
     }
     let xs = points.iter().map(|p| p.0);
     let ys = points.iter().map(|p| p.1);
-    let x = widen(min_max(xs), chart.log_x);
-    let y = widen(min_max(ys), chart.log_y);
+    let x = widen(min_max(xs), chart.log_x, Axis::X);
+    let y = widen(min_max(ys), chart.log_y, Axis::Y);
     if (chart.log_x && x.0 <= 0.0) || (chart.log_y && y.0 <= 0.0) {
         bail!(
             "chart {:?} has a value at or below zero on a logarithmic axis",
@@ -145,19 +146,31 @@ fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
     })
 }
 
-/// Widens a range by a margin. A linear axis starts at zero when every
-/// value is positive, so that lines of throughput compare by height.
-fn widen((low, high): (f64, f64), log: bool) -> (f64, f64) {
-    if log {
-        return (low / 1.5, high * 1.5);
-    }
-    let margin = if high > low {
-        (high - low) * 0.1
-    } else {
-        high.abs().max(1.0) * 0.5
+/// Widens a range by a margin. The y axis gets more room at the top, where
+/// the legend sits in the upper left corner. A linear axis starts at zero
+/// when every value is positive, so that lines of throughput compare by
+/// height.
+fn widen((low, high): (f64, f64), log: bool, axis: Axis) -> (f64, f64) {
+    let top = match axis {
+        Axis::X => 0.1,
+        Axis::Y => 0.6,
     };
-    let start = if low >= 0.0 { 0.0 } else { low - margin };
-    (start, high + margin)
+    if log {
+        return (low / 1.5, high * (1.5 + 10.0 * top));
+    }
+    let span = if high > low {
+        high - low
+    } else {
+        high.abs().max(1.0)
+    };
+    let start = if low >= 0.0 { 0.0 } else { low - span * 0.1 };
+    (start, high + span * top)
+}
+
+#[derive(Clone, Copy)]
+enum Axis {
+    X,
+    Y,
 }
 
 fn draw_chart(chart: &Chart, path: &Path) -> anyhow::Result<()> {
