@@ -388,7 +388,7 @@ def stow_once(session, url, path):
         return False
 
 
-# ---------------------------------------------------------- scale, memory, repair
+# ------------------------------------------------- scale, memory, repair
 
 
 def run_scale(args, peers, results):

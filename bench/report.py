@@ -108,8 +108,8 @@ def cell(results, measure, peer):
 
 
 def peer_table(results, measures, peers=PEER_ORDER):
-    """One column per peer, each Tessera peer followed by its ratio to
-    Orthanc when Orthanc is among `peers`."""
+    """Build a table with one column per peer, each Tessera peer followed
+    by its ratio to Orthanc when Orthanc is among `peers`."""
     with_ratio = BASELINE_PEER in peers
     header = "| measure | " + " | ".join(
         f"{peer} | ×Orthanc" if peer != BASELINE_PEER and with_ratio else peer for peer in peers
@@ -141,9 +141,9 @@ def peers_of(results, measures):
 
 
 def group_table(results, measures):
-    """One column per peer of PEER_ORDER that the group measured, or a
-    single column when its one peer is outside that list (the machine, a
-    4-node cluster)."""
+    """Build the group's table: one column per peer of PEER_ORDER that the
+    group measured, or a single column when its one peer is outside that
+    list (the machine, a 4-node cluster)."""
     peers = peers_of(results, measures)
     if len(peers) == 1 and not peers & set(PEER_ORDER):
         return baseline_table(results, measures, peers.pop())

@@ -23,6 +23,8 @@ FILL_CLIENTS = 8
 PROTOCOLS = {"cfind": "C-FIND", "qido": "QIDO-RS"}
 SCALE_PEERS = ("Orthanc", "Tessera 1n R=1")
 SEED_BASE = 200
+# The size that the scale phase should reach when time allows, on Tessera only.
+LARGEST = 1_000_000
 
 
 def percentile(values, fraction):
@@ -51,6 +53,11 @@ def run_scale(args, peers, results, query_kinds, query_keys):
     results.notes.append(
         "Scale phase: Tessera 3n R=3 is not part of it, to keep the phase within time."
     )
+    if max(args.scale) < LARGEST:
+        results.notes.append(
+            f"Scale phase: {LARGEST:,} instances were not run (largest size "
+            f"{max(args.scale):,}); add {LARGEST} to --scale to run it on Tessera."
+        )
     endpoints = start_all(chosen, results)
     try:
         previous, patient_id = 0, None
