@@ -13,6 +13,7 @@ import http.client
 import io
 import os
 import random
+import shutil
 import struct
 import subprocess
 import time
@@ -211,6 +212,10 @@ def run_memory(args, peers, results, disk_bytes):
             for peer in chosen:
                 measure_store(args, results, peer, protocol, path, size, disk_bytes,
                               first=round_number == 0)
+    # Each archive keeps a copy or two of the instance on disk, and later
+    # phases start their peers empty anyway.
+    for peer in chosen:
+        shutil.rmtree(peer.workdir, ignore_errors=True)
 
 
 def measure_store(args, results, peer, protocol, path, size, disk_bytes, first):
