@@ -173,7 +173,8 @@ def synced_copy_section(results):
 
 def render(results):
     lines = ["# Benchmark results", ""]
-    lines += [f"Command: `{results.command}` ({results.rounds} rounds, "
+    rounds = f"{results.rounds} round" + ("s" if results.rounds != 1 else "")
+    lines += [f"Command: `{results.command}` ({rounds}, "
               f"{results.wall_seconds / 60:.1f} minutes).", ""]
     lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in results.machine.items()] + [""]
     lines += ["## Versions", ""] + [f"- {k}: {v}" for k, v in results.versions.items()] + [""]
