@@ -143,9 +143,9 @@ def time_queries(args, results, peer, endpoints, size, query_kinds, keys_by_kind
 
 
 def repeat(args, endpoints, protocol, keys):
-    """Run one query up to `args.scale_repeats` times, stopping early once
-    `args.scale_seconds` have passed (at least 3 runs); return the latencies
-    in seconds and the match count of the last run."""
+    """Run one query up to `args.scale_repeats` times and return the
+    latencies in seconds and the match count of the last run. After 3 runs,
+    it stops early once `args.scale_seconds` have passed."""
     deadline = time.monotonic() + args.scale_seconds
     latencies, matches = [], 0
     if protocol == "cfind":
