@@ -18,7 +18,8 @@ class Corpus:
         return self.bytes / 1e6
 
 
-def generate(binary, out, seed, total_mb=None, max_studies=None, thumbnails=False):
+def generate(binary, out, seed, total_mb=None, max_studies=None, thumbnails=False,
+             max_instances=None):
     """Generate a mix corpus into `out` unless a finished one is there."""
     out = Path(out)
     # The marker sits beside the corpus because clients send every file in it.
@@ -28,6 +29,8 @@ def generate(binary, out, seed, total_mb=None, max_studies=None, thumbnails=Fals
         command += ["--total-mb", str(total_mb if total_mb is not None else 1_000_000)]
         if max_studies is not None:
             command += ["--max-studies", str(max_studies)]
+        if max_instances is not None:
+            command += ["--max-instances", str(max_instances)]
         if thumbnails:
             command.append("--thumbnails")
         print(f"generating {out}", flush=True)

@@ -15,6 +15,9 @@ import requests
 import baselines
 import corpus as corpora
 import drivers
+import memory
+import repair
+import scale
 from peers import Orthanc, PeerError
 from results import Measure
 
@@ -62,12 +65,12 @@ def run_baselines(args, peers, results):
 # ---------------------------------------------------------------- ingest
 
 
-def native_ingest(args, peer, endpoints, files, root):
-    """Ingest through each peer's own bulk API, with four parallel clients:
-    `tessera store` over gRPC, or Orthanc's REST /instances."""
+def native_ingest(args, peer, endpoints, files, root, clients=4):
+    """Ingest through each peer's own bulk API with `clients` parallel
+    clients: `tessera store` over gRPC, or Orthanc's REST /instances."""
     if isinstance(peer, Orthanc):
-        return drivers.orthanc_rest_store(peer.http_base(), files)
-    return drivers.tessera_store(args.binary, endpoints, root)
+        return drivers.orthanc_rest_store(peer.http_base(), files, clients)
+    return drivers.tessera_store(args.binary, endpoints, root, clients)
 
 
 INGESTS = [
@@ -77,6 +80,9 @@ INGESTS = [
      lambda args, peer, ep, c: drivers.cstore(ep, c.root, 4)),
     (Measure("ingest.stow", "STOW-RS, 32 MiB requests, 4 clients", "MB/s", True, "Ingest"),
      lambda args, peer, ep, c: drivers.stow(ep, c.files)),
+    (Measure("ingest.native1", "Native API, 1 client: Tessera gRPC, Orthanc REST",
+             "MB/s", True, "Ingest"),
+     lambda args, peer, ep, c: native_ingest(args, peer, ep, c.files, c.root, clients=1)),
     (Measure("ingest.native", "Native API, 4 clients: Tessera gRPC, Orthanc REST",
              "MB/s", True, "Ingest"),
      lambda args, peer, ep, c: native_ingest(args, peer, ep, c.files, c.root)),
@@ -92,7 +98,14 @@ def run_ingest(args, peers, results):
         f"Ingest corpus: {len(corpus.files)} instances, {corpus.megabytes:.0f} MB "
         f"(`tessera generate --mix --seed 1 --total-mb {args.total_mb}`)."
     )
+    copy_measure = BASELINES[1][0]
+    measure_copy = copy_measure.key not in results.measures
     for round_number in range(args.rounds):
+        if measure_copy:
+            # The page compares gRPC ingest with the synced copy, so the
+            # copy is measured here when the baselines phase did not run.
+            results.add(copy_measure, MACHINE, baselines.fsync_copy_mb_per_s(corpus.files,
+                                                                             args.workdir))
         for measure, run in INGESTS:
             for peer in peers:
                 timed_ingest(args, results, measure, peer, corpus, run, round_number)
@@ -375,10 +388,25 @@ def stow_once(session, url, path):
         return False
 
 
+# ------------------------------------------------- scale, memory, repair
+
+
+def run_scale(args, peers, results):
+    scale.run_scale(args, peers, results, QUERY_KINDS,
+                    lambda patient_id: {kind: query_keys(kind, patient_id) for kind in QUERY_KINDS})
+
+
+def run_memory(args, peers, results):
+    memory.run_memory(args, peers, results, disk_bytes)
+
+
 ALL = {
     "baselines": run_baselines,
     "ingest": run_ingest,
     "query": run_query,
+    "scale": run_scale,
     "retrieve": run_retrieve,
     "failover": run_failover,
+    "memory": run_memory,
+    "repair": repair.run_repair,
 }

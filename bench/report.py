@@ -9,6 +9,11 @@ from results import run_text
 
 PEER_ORDER = ["Orthanc", "Tessera 1n R=1", "Tessera 3n R=3"]
 BASELINE_PEER = "Orthanc"
+MACHINE = "machine"
+# Targets for gRPC ingest (`tessera store --parallel 4`) against the copy of
+# the same files with one fsync per file. R copies cost R times the bytes,
+# so a cluster with R = 3 is held to a third of the copy.
+SYNCED_COPY_TARGETS = {"Tessera 1n R=1": (1, 0.8), "Tessera 3n R=3": (3, 0.7)}
 
 
 def machine_facts(workdir):
@@ -65,6 +70,10 @@ def module_version(name):
 def format_value(value, unit):
     if unit == "ms":
         return f"{value:.1f} ms"
+    if unit == "µs":
+        return f"{value:.1f} µs" if value < 1000 else f"{value / 1000:.2f} ms"
+    if unit in ("MiB", "inst/s"):
+        return f"{value:.0f} {unit}"
     if unit == "ratio":
         return f"{value:.2f}"
     if unit == "s":
@@ -98,32 +107,74 @@ def cell(results, measure, peer):
     return text
 
 
-def peer_table(results, measures):
+def peer_table(results, measures, peers=PEER_ORDER):
+    """Build a table with one column per peer, each Tessera peer followed
+    by its ratio to Orthanc when Orthanc is among `peers`."""
+    with_ratio = BASELINE_PEER in peers
     header = "| measure | " + " | ".join(
-        f"{peer} | ×Orthanc" if peer != BASELINE_PEER else peer for peer in PEER_ORDER
+        f"{peer} | ×Orthanc" if peer != BASELINE_PEER and with_ratio else peer for peer in peers
     ) + " |"
-    columns = 1 + len(PEER_ORDER) + (len(PEER_ORDER) - 1)
+    columns = 1 + len(peers) + (len(peers) - 1 if with_ratio else 0)
     lines = [header, "|" + " --- |" * columns]
     for measure in measures:
         row = [measure.title]
-        for peer in PEER_ORDER:
+        for peer in peers:
             row.append(cell(results, measure, peer))
-            if peer != BASELINE_PEER:
+            if peer != BASELINE_PEER and with_ratio:
                 row.append(ratio_text(results, measure, peer))
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
-def baseline_table(results, measures):
-    lines = ["| measure | median |", "| --- | --- |"]
+def baseline_table(results, measures, peer=MACHINE):
+    column = "median" if peer == MACHINE else peer
+    lines = [f"| measure | {column} |", "| --- | --- |"]
     for measure in measures:
-        lines.append(f"| {measure.title} | {cell(results, measure, 'machine')} |")
+        lines.append(f"| {measure.title} | {cell(results, measure, peer)} |")
     return lines
 
 
+def peers_of(results, measures):
+    keys = {measure.key for measure in measures}
+    found = {peer for (key, peer) in [*results.samples, *results.missing] if key in keys}
+    return found
+
+
+def group_table(results, measures):
+    """Build the group's table: one column per peer of PEER_ORDER that the
+    group measured, or a single column when its one peer is outside that
+    list (the machine, a 4-node cluster)."""
+    peers = peers_of(results, measures)
+    if len(peers) == 1 and not peers & set(PEER_ORDER):
+        return baseline_table(results, measures, peers.pop())
+    return peer_table(results, measures, [peer for peer in PEER_ORDER if peer in peers])
+
+
+def synced_copy_section(results):
+    """Compare gRPC ingest with the synced copy of the same corpus."""
+    copy = results.median("baseline.fsync_copy", MACHINE)
+    if copy is None or "ingest.native" not in results.measures:
+        return []
+    lines = ["## Ingest against the synced copy", "",
+             f"gRPC ingest (`tessera store --parallel 4`) against the copy of the corpus with "
+             f"one fsync per file ({copy:.1f} MB/s in this run).", "",
+             "| peer | gRPC ingest | share of the synced copy | target | met |",
+             "| --- | --- | --- | --- | --- |"]
+    for peer, (replicas, target) in SYNCED_COPY_TARGETS.items():
+        value = results.median("ingest.native", peer)
+        if value is None:
+            lines.append(f"| {peer} | not measured | – | – | – |")
+            continue
+        share = value / (copy / replicas)
+        bound = "the copy" if replicas == 1 else f"a third of the copy ({copy / 3:.1f} MB/s)"
+        lines.append(f"| {peer} | {value:.1f} MB/s | {share:.2f} of {bound} | >= {target} | "
+                     f"{'yes' if share >= target else 'no'} |")
+    return lines + [""]
+
 def render(results):
     lines = ["# Benchmark results", ""]
-    lines += [f"Command: `{results.command}` ({results.rounds} rounds, "
+    rounds = f"{results.rounds} round" + ("s" if results.rounds != 1 else "")
+    lines += [f"Command: `{results.command}` ({rounds}, "
               f"{results.wall_seconds / 60:.1f} minutes).", ""]
     lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in results.machine.items()] + [""]
     lines += ["## Versions", ""] + [f"- {k}: {v}" for k, v in results.versions.items()] + [""]
@@ -134,11 +185,12 @@ def render(results):
         groups.setdefault(measure.group, []).append(measure)
     for group, measures in groups.items():
         lines += [f"## {group}", ""]
-        if group == "Physical baselines":
-            lines += baseline_table(results, measures)
-        else:
-            lines += peer_table(results, measures)
+        lines += group_table(results, measures)
         lines.append("")
+    lines += synced_copy_section(results)
+    if results.charts:
+        lines += ["## Charts", ""]
+        lines += [f"![{title}]({file})" for title, file in results.charts] + [""]
     if results.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in results.notes] + [""]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ class Results:
     extra: dict = field(default_factory=dict)  # (key, peer) -> text shown beside the median
     notes: list = field(default_factory=list)
     load: list = field(default_factory=list)  # (phase, load averages)
+    charts: list = field(default_factory=list)  # (title, PNG file name beside the page)
     wall_seconds: float = 0.0
 
     def declare(self, measure):

@@ -21,12 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import micro  # noqa: E402
 import phases  # noqa: E402
+import plots  # noqa: E402
 import report  # noqa: E402
 from results import Results  # noqa: E402
 from peers import Orthanc, TesseraCluster  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+# Phases in the order they run. micro runs without any archive peer.
+PHASES = [*phases.ALL, "micro"]
 DEFAULT_BINARY = Path("/root/.cache/tessera/target/debug/tessera")
 
 
@@ -45,8 +49,28 @@ def parse_args():
                              "cluster uses base+i, base+40+i and base+80+i")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every measure; medians are over rounds")
+    parser.add_argument("--scale", default="10000,100000",
+                        help="archive sizes, in instances, at which the scale phase times "
+                             "queries (default: %(default)s)")
+    parser.add_argument("--scale-orthanc-max", type=int, default=100000,
+                        help="largest scale size that Orthanc is filled to; above it only "
+                             "Tessera runs (default: %(default)s)")
+    parser.add_argument("--scale-repeats", type=int, default=100,
+                        help="requests per query and size in the scale phase (default: %(default)s)")
+    parser.add_argument("--scale-seconds", type=float, default=20,
+                        help="seconds after which the scale phase stops repeating a query, "
+                             "after at least 3 requests (default: %(default)s)")
+    parser.add_argument("--memory-frames", type=int, default=4096,
+                        help="frames of 512x512 16-bit pixels in the memory phase's instance; "
+                             "4096 gives 2 GiB (default: %(default)s)")
+    parser.add_argument("--repair-mb", type=int, default=None,
+                        help="MB stored before a node is removed in the repair phase "
+                             "(default: --total-mb)")
+    parser.add_argument("--repair-port", type=int, default=9400,
+                        help="base port of the 4-node cluster of the repair phase "
+                             "(default: %(default)s)")
     parser.add_argument("--only", default="",
-                        help="comma-separated phases to run: baselines, ingest, query, retrieve, failover")
+                        help="comma-separated phases to run: " + ", ".join(PHASES))
     parser.add_argument("--smoke", action="store_true",
                         help="tiny corpus and one round, to check the harness in about a minute")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md",
@@ -54,9 +78,15 @@ def parse_args():
     args = parser.parse_args()
     if args.smoke:
         args.total_mb, args.query_studies, args.rounds = 8, "20,60", 1
+        args.scale, args.scale_repeats, args.memory_frames = "200,500", 20, 64
         if args.output == REPO / "bench" / "RESULTS.md":
             args.output = args.workdir / "SMOKE.md"
     args.query_studies = [int(n) for n in args.query_studies.split(",")]
+    args.scale = [int(n) for n in args.scale.split(",")]
+    args.repair_mb = args.repair_mb or args.total_mb
+    unknown = set(filter(None, args.only.split(","))) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     return args
 
 
@@ -93,10 +123,42 @@ def check_requirements(binary):
 
 def pin_binary(args):
     """Copy the binary into the work folder and run the copy, so that a
-    rebuild in the shared target folder cannot swap it in the middle of a run."""
+    rebuild in the shared target folder cannot swap it in the middle of a run.
+    The target folder it came from stays in `args.target_dir`, where the
+    micro phase builds its benches and the plot binary is found."""
+    args.target_dir = args.binary.resolve().parent.parent
     pinned = args.workdir / "tessera"
     shutil.copy2(args.binary, pinned)
     args.binary = pinned
+
+
+def run_phases(args, results):
+    peers = make_peers(args)
+    wanted = set(filter(None, args.only.split(","))) or set(PHASES)
+    for name in PHASES:
+        if name not in wanted:
+            continue
+        results.note_load(name)
+        if name == "micro":
+            micro.run_micro(args, REPO, args.target_dir, results)
+        else:
+            phases.ALL[name](args, peers, results)
+
+
+def draw_plots(args, results, results_json):
+    """Describe the charts in results.json and draw them next to the page."""
+    charts = plots.chart_descriptions(results, phases.QUERY_KINDS)
+    if not charts:
+        return
+    data = json.loads(results_json.read_text())
+    data["plots"] = charts
+    results_json.write_text(json.dumps(data, indent=2))
+    error = plots.draw(args.target_dir / "debug" / "tessera-bench-plot", results_json,
+                       args.output.parent)
+    if error:
+        results.notes.append(f"Charts not drawn: {error}")
+    else:
+        results.charts = [(chart["title"], chart["file"]) for chart in charts]
 
 
 def main():
@@ -109,16 +171,14 @@ def main():
     results.machine = report.machine_facts(args.workdir)
     results.versions = report.versions(args.binary, REPO)
 
-    peers = make_peers(args)
-    wanted = set(filter(None, args.only.split(","))) or set(phases.ALL)
     started = time.monotonic()
-    for name in phases.ALL:
-        if name in wanted:
-            results.note_load(name)
-            phases.ALL[name](args, peers, results)
+    run_phases(args, results)
     results.wall_seconds = time.monotonic() - started
 
-    (args.workdir / "results.json").write_text(json.dumps(results.to_json(), indent=2))
+    results_json = args.workdir / "results.json"
+    results_json.write_text(json.dumps(results.to_json(), indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    draw_plots(args, results, results_json)
     args.output.write_text(report.render(results))
     print(f"wrote {args.output} and {args.workdir / 'results.json'}")
 

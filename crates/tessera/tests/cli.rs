@@ -149,6 +149,46 @@ fn generate_mix_is_deterministic_and_mixed() {
     assert!(implicit > 0, "no Implicit VR file among {}", first.len());
 }
 
+#[test]
+fn generate_mix_stops_at_max_instances() {
+    let (small, large) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    for (dir, limit) in [(small.path(), "37"), (large.path(), "60")] {
+        let status = tessera()
+            .args([
+                "generate",
+                "--mix",
+                "--thumbnails",
+                "--max-instances",
+                limit,
+            ])
+            .args(["--seed", "5", "--out"])
+            .arg(dir)
+            .status()
+            .expect("tessera runs");
+        assert!(status.success());
+    }
+
+    let mut first = walk(small.path());
+    first.sort();
+    assert_eq!(first.len(), 37);
+    assert_eq!(walk(large.path()).len(), 60);
+    for left in &first {
+        let right = large
+            .path()
+            .join(left.strip_prefix(small.path()).expect("under root"));
+        let bytes = std::fs::read(left).expect("read");
+        assert_eq!(
+            bytes,
+            std::fs::read(&right).expect("the larger corpus has the same file"),
+            "{}",
+            right.display()
+        );
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir") {

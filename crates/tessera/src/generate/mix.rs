@@ -34,6 +34,10 @@ pub struct MixArgs {
     /// With --mix: stop after this many studies, even below --total-mb.
     #[arg(long, value_name = "N")]
     pub max_studies: Option<u32>,
+    /// With --mix: stop after this many instances, even within a study or
+    /// below --total-mb. A smaller limit gives a prefix of the same corpus.
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<usize>,
     /// With --mix: write every image as 16x16 with one frame and at most two
     /// instances per series, keeping patients, studies and attributes. Fills
     /// a query index quickly.
@@ -184,18 +188,20 @@ pub fn generate(out: &Path, seed: u64, args: &MixArgs) -> anyhow::Result<Vec<Pat
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let budget = args.total_mb.saturating_mul(1_000_000);
     let max_studies = args.max_studies.unwrap_or(u32::MAX);
+    let max_instances = args.max_instances.unwrap_or(usize::MAX);
     let (mut files, mut bytes, mut studies) = (Vec::new(), 0u64, 0u32);
 
     let mut patient_number = 0u32;
-    while bytes < budget && studies < max_studies {
+    while bytes < budget && studies < max_studies && files.len() < max_instances {
         let patient = draw_patient(seed, patient_number, &mut rng);
         let study_count = rng.gen_range(1..=3).min(max_studies - studies);
         for index in 0..study_count {
-            if bytes >= budget {
+            if bytes >= budget || files.len() >= max_instances {
                 break;
             }
             let study = draw_study(seed, &patient, index, args.thumbnails, &mut rng);
-            let written = write_study(out, &study, &mut rng)?;
+            let room = max_instances - files.len();
+            let written = write_study(out, &study, room, &mut rng)?;
             bytes += written.iter().map(|(_, size)| size).sum::<u64>();
             files.extend(written.into_iter().map(|(path, _)| path));
             studies += 1;
@@ -264,10 +270,12 @@ fn draw_date(rng: &mut ChaCha8Rng, first_year: u32, last_year: u32) -> String {
     format!("{year}{month:02}{day:02}")
 }
 
-/// Writes every series of a study and returns each file with its size.
+/// Writes every series of a study, or its first `room` instances, and
+/// returns each file with its size.
 fn write_study(
     out: &Path,
     study: &Study,
+    room: usize,
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<Vec<(PathBuf, u64)>> {
     let plan = study.plan;
@@ -279,6 +287,9 @@ fn write_study(
             instances = instances.min(2);
         }
         for instance in 0..instances {
+            if files.len() == room {
+                return Ok(files);
+            }
             files.push(write_instance(out, study, series, instance, rng)?);
         }
     }
