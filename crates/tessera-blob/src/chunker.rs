@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
-use crate::{BlobHasher, Manifest, DEFAULT_CHUNK_SIZE};
+use crate::{BlobHasher, BlobId, Manifest, DEFAULT_CHUNK_SIZE};
 
 /// Splits a byte stream into chunks of `chunk_size` while hashing both the whole
 /// blob and each chunk.
@@ -38,7 +38,6 @@ impl Chunker {
 
     /// Appends `data` and returns the chunks it completed, in stream order.
     pub fn push(&mut self, data: &[u8]) -> Vec<Bytes> {
-        self.blob_hasher.update(data);
         self.size += data.len() as u64;
 
         let mut completed = Vec::new();
@@ -50,7 +49,7 @@ impl Chunker {
             rest = tail;
 
             if self.partial.len() == self.chunk_size as usize {
-                completed.push(self.seal_chunk());
+                completed.push(self.seal_chunk(true));
             }
         }
 
@@ -67,14 +66,21 @@ impl Chunker {
     /// The partial chunk is `None` when the stream ended on a chunk boundary,
     /// including an empty stream.
     pub fn finish(mut self) -> (Option<Bytes>, Manifest) {
+        // A blob of one partial chunk, the common case for an instance, is
+        // hashed once: its chunk hash is its blob id.
+        let single = self.chunk_hashes.is_empty() && !self.partial.is_empty();
         let last = if self.partial.is_empty() {
             None
         } else {
-            Some(self.seal_chunk())
+            Some(self.seal_chunk(!single))
+        };
+        let blob_id = match single {
+            true => BlobId(self.chunk_hashes[0]),
+            false => self.blob_hasher.finish(),
         };
 
         let manifest = Manifest {
-            blob_id: self.blob_hasher.finish(),
+            blob_id,
             size: self.size,
             chunk_size: self.chunk_size,
             chunk_hashes: self.chunk_hashes,
@@ -82,8 +88,13 @@ impl Chunker {
         (last, manifest)
     }
 
-    fn seal_chunk(&mut self) -> Bytes {
+    /// Cuts the partial chunk and records its hash, adding its bytes to the
+    /// whole-blob hash when `into_blob_hash`.
+    fn seal_chunk(&mut self, into_blob_hash: bool) -> Bytes {
         let chunk = std::mem::take(&mut self.partial).freeze();
+        if into_blob_hash {
+            self.blob_hasher.update(&chunk);
+        }
         self.chunk_hashes.push(Sha256::digest(&chunk).into());
         chunk
     }
@@ -99,7 +110,6 @@ impl Default for Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BlobId;
 
     #[test]
     fn push_across_boundary_completes_chunk() {
@@ -125,6 +135,17 @@ mod tests {
         let (last, manifest) = Chunker::new(4).finish();
         assert_eq!(last, None);
         assert_eq!(manifest.chunk_count(), 0);
+    }
+
+    #[test]
+    fn blob_ids_match_one_pass_hash_at_every_size() {
+        for data in [&b""[..], b"abc", b"abcd", b"abcdefgh", b"abcdefghi"] {
+            let mut chunker = Chunker::new(4);
+            chunker.push(data);
+            let (_, manifest) = chunker.finish();
+            assert_eq!(manifest.blob_id, BlobId::of(data), "{data:?}");
+            assert_eq!(manifest.is_one_chunk(), data.len() == 3 || data.len() == 4);
+        }
     }
 
     #[test]

@@ -35,6 +35,14 @@ impl Manifest {
         u32::try_from(self.chunk_hashes.len()).unwrap_or(u32::MAX)
     }
 
+    /// Whether the blob is a single chunk whose listed hash is the blob id.
+    /// A chunk that passes [`Manifest::verify_chunk`] then proves the whole
+    /// blob, and hashing the same bytes again would cost a second SHA-256
+    /// pass over most instances, which are smaller than a chunk.
+    pub fn is_one_chunk(&self) -> bool {
+        self.chunk_hashes.len() == 1 && self.chunk_hashes[0] == self.blob_id.0
+    }
+
     /// Length in bytes of chunk `index`, or 0 when `index` is not below [`Manifest::chunk_count`].
     pub fn chunk_len(&self, index: u32) -> u32 {
         let count = self.chunk_count();

@@ -97,7 +97,7 @@ impl BlobWriter {
             });
         }
 
-        if self.check == ChunkCheck::Verify {
+        if self.check == ChunkCheck::Verify && !self.manifest.is_one_chunk() {
             let actual = self.hasher.finish();
             if actual != self.manifest.blob_id {
                 return Err(BlobError::BlobIdMismatch {
@@ -114,7 +114,9 @@ impl BlobWriter {
     fn check_chunk(&mut self, index: u32, chunk: &[u8]) -> Result<(), BlobError> {
         if self.check == ChunkCheck::Verify {
             self.manifest.verify_chunk(index, chunk)?;
-            self.hasher.update(chunk);
+            if !self.manifest.is_one_chunk() {
+                self.hasher.update(chunk);
+            }
             return Ok(());
         }
 
@@ -237,6 +239,18 @@ mod tests {
         let result = writer.finish();
         assert!(matches!(result, Err(BlobError::BlobIdMismatch { .. })));
         assert!(!store.contains(&blob).unwrap());
+    }
+
+    #[test]
+    fn verify_rejects_one_chunk_under_another_blob_id() {
+        let store = memory_store();
+        let (chunks, mut manifest) = chunked(b"hello", 5);
+        manifest.blob_id = BlobId::of(b"something else");
+        let mut writer = BlobWriter::new(store.clone(), manifest, ChunkCheck::Verify).unwrap();
+        writer.push(chunks[0].clone()).unwrap();
+
+        let result = writer.finish();
+        assert!(matches!(result, Err(BlobError::BlobIdMismatch { .. })));
     }
 
     #[test]
