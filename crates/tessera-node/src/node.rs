@@ -82,7 +82,8 @@ impl Node {
 
     /// Voters and learners with their addresses, from the applied membership.
     pub fn members(&self) -> BTreeMap<NodeId, NodeAddr> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
         metrics
             .membership_config
             .membership()

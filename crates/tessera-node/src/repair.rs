@@ -46,8 +46,27 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(node.config.repair_interval);
+            let mut metrics = node.raft.metrics();
+            let mut membership = *metrics.borrow().membership_config.log_id();
             loop {
-                tick.tick().await;
+                // A membership change starts a pass at once: after a node is
+                // removed its copies are missing, and the wait for the next
+                // tick would add up to a whole interval to the time spent
+                // with fewer than R copies.
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    changed = metrics.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let current = *metrics.borrow_and_update().membership_config.log_id();
+                        if current == membership {
+                            continue;
+                        }
+                        membership = current;
+                        tracing::info!("membership changed, starting a repair pass");
+                    }
+                }
                 if let Err(error) = node.repair_pass().await {
                     tracing::warn!(%error, "repair pass failed");
                 }
