@@ -138,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn blob_ids_match_one_pass_hash_at_every_size() {
+    fn blob_id_at_every_size() {
         for data in [&b""[..], b"abc", b"abcd", b"abcdefgh", b"abcdefghi"] {
             let mut chunker = Chunker::new(4);
             chunker.push(data);

@@ -35,7 +35,8 @@ impl Manifest {
         u32::try_from(self.chunk_hashes.len()).unwrap_or(u32::MAX)
     }
 
-    /// Whether the blob is a single chunk whose listed hash is the blob id.
+    /// Returns whether the blob is a single chunk whose listed hash is the
+    /// blob id.
     /// A chunk that passes [`Manifest::verify_chunk`] then proves the whole
     /// blob, and hashing the same bytes again would cost a second SHA-256
     /// pass over most instances, which are smaller than a chunk.

@@ -176,7 +176,7 @@ impl Association {
     }
 
     async fn write_pdu_within(&mut self, pdu: &Pdu, timeout: Duration) -> Result<(), DimseError> {
-        // Queued messages go first, so that the peer sees them in order.
+        // Queued messages go first, so that the peer receives them in order.
         let mut bytes = std::mem::take(&mut self.outgoing);
         dicom_ul::pdu::write_pdu(&mut bytes, pdu).map_err(|e| DimseError::Encode(e.to_string()))?;
         self.write_bytes_within(&bytes, timeout).await
@@ -436,7 +436,7 @@ impl Association {
     }
 
     /// Encodes `bytes` as P-DATA-TF PDUs into the queue, writing it whenever
-    /// it holds `WRITE_BATCH` bytes, so that a large data set is never held
+    /// it contains `WRITE_BATCH` bytes, so that a large data set is never held
     /// twice in memory.
     async fn send_fragments(
         &mut self,
