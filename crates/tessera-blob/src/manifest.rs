@@ -37,6 +37,7 @@ impl Manifest {
 
     /// Returns whether the blob is a single chunk whose listed hash is the
     /// blob id.
+    ///
     /// A chunk that passes [`Manifest::verify_chunk`] then proves the whole
     /// blob, and hashing the same bytes again would cost a second SHA-256
     /// pass over most instances, which are smaller than a chunk.
