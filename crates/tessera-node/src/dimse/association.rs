@@ -376,14 +376,14 @@ impl Association {
         self.flush().await
     }
 
-    /// Adds a message to those sent in the next write, writing early only
-    /// when they exceed `WRITE_BATCH` bytes.
+    /// Encodes a message after those not yet written, writing early only
+    /// when they exceed `WRITE_BATCH` bytes, so that a command and a small
+    /// data set leave in one write.
     ///
-    /// A command leaves in one write with its data set, and C-FIND matches
-    /// in few writes. A peer that polls its socket between PDUs (pynetdicom
-    /// sleeps a millisecond when nothing is ready) would otherwise wait once
-    /// per PDU.
-    pub async fn queue(
+    /// Matches of one C-FIND are not queued together: in a measurement with
+    /// pynetdicom 3.0.4 as the requester, 40 matches written in one batch
+    /// took 75 ms against 55 ms with one write per match.
+    async fn queue(
         &mut self,
         context_id: u8,
         command: &DataSet,

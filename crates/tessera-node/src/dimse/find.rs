@@ -244,7 +244,7 @@ async fn stream_matches(
         let data = response.encode(encoding);
         let pending = command::response(&command.set, command::C_FIND_RSP, status::PENDING, true);
         association
-            .queue(command.context_id, &pending, Some(&data))
+            .send(command.context_id, &pending, Some(&data))
             .await?;
     }
     send_final(association, command, status::SUCCESS, "").await
