@@ -38,6 +38,9 @@ def parse_args():
 def store_all(args, paths):
     datasets = [(path, dcmread(path)) for path in paths]
     ae = AE(ae_title=args.calling)
+    # Many processes share two cores in the concurrency test, and a
+    # response can then take longer than pynetdicom's default of 30 s.
+    ae.dimse_timeout = 120
     contexts = {
         (ds.SOPClassUID, ds.file_meta.TransferSyntaxUID) for _, ds in datasets
     }
@@ -50,6 +53,9 @@ def store_all(args, paths):
     for path, ds in datasets:
         status = assoc.send_c_store(ds)
         entry = {"file": path, "status": status.Status if status else None}
+        if not status:
+            entry["aborted"] = assoc.is_aborted
+            entry["established"] = assoc.is_established
         if status and "ErrorComment" in status:
             entry["comment"] = str(status.ErrorComment)
         results.append(entry)
