@@ -365,7 +365,7 @@ def stow_one_by_one(urls, files, log, stop):
     answered, and log (began, ended, succeeded) per attempt. A failed or
     timed-out attempt moves on to the next node after 20 ms, with the next
     file: the same file again could succeed from a survivor's index without
-    any write, when the killed leader had committed it before its answer
+    any write, when the killed leader had committed it before its response
     reached the client, and the gap would then measure nothing."""
     session, current = requests.Session(), 0
     for path in files:

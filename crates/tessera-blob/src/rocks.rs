@@ -282,7 +282,7 @@ impl ShardStore for RocksShard {
     }
 
     /// Writes the chunks, the manifest and the removal of the pending mark in
-    /// one synced batch. RocksDB syncs every write-ahead log file that holds
+    /// one synced batch. RocksDB syncs every write-ahead log file that contains
     /// unsynced writes before a synced write returns, so earlier `put_chunk`
     /// writes become durable with it.
     fn put_chunks_and_manifest(

@@ -159,11 +159,8 @@ impl BlobStore {
 
         let blob = &manifest.blob_id;
         let _guard = self.lock(blob);
-        if let Some(existing) = self.manifest(blob)? {
-            if existing == *manifest {
-                return Ok(());
-            }
-            return Err(BlobError::ManifestConflict { blob: *blob });
+        if self.is_committed(manifest)? {
+            return Ok(());
         }
 
         let shard = self.shard(blob);
@@ -173,6 +170,19 @@ impl BlobStore {
 
         debug!(%blob, size = manifest.size, chunks = manifest.chunk_count(), "blob committed");
         Ok(())
+    }
+
+    /// Returns whether `manifest` is already committed, failing with
+    /// [`BlobError::ManifestConflict`] when another manifest is stored under
+    /// its blob id.
+    fn is_committed(&self, manifest: &Manifest) -> Result<bool, BlobError> {
+        match self.manifest(&manifest.blob_id)? {
+            Some(existing) if existing == *manifest => Ok(true),
+            Some(_) => Err(BlobError::ManifestConflict {
+                blob: manifest.blob_id,
+            }),
+            None => Ok(false),
+        }
     }
 
     /// Commits `manifest` together with its chunks from `first_index` on, in one
@@ -190,11 +200,8 @@ impl BlobStore {
     ) -> Result<(), BlobError> {
         let blob = &manifest.blob_id;
         let _guard = self.lock(blob);
-        if let Some(existing) = self.manifest(blob)? {
-            if existing == *manifest {
-                return Ok(());
-            }
-            return Err(BlobError::ManifestConflict { blob: *blob });
+        if self.is_committed(manifest)? {
+            return Ok(());
         }
 
         let shard = self.shard(blob);

@@ -6,12 +6,12 @@ use bytes::Bytes;
 
 use crate::{BlobError, BlobHasher, BlobStore, Manifest};
 
-/// Chunk bytes that a [`BlobWriter`] holds before it writes them without a
+/// Chunk bytes that a [`BlobWriter`] buffers before it writes them without a
 /// sync. Smaller blobs reach the shard in a single synced batch together with
 /// their manifest, so memory per writer stays below this plus one chunk.
 pub const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 
-/// How a [`BlobWriter`] checks the chunks it receives against the manifest.
+/// Check that a [`BlobWriter`] applies to each chunk it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkCheck {
     /// Hash every chunk and the whole blob, for bytes from another process.

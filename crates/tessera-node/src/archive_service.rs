@@ -131,7 +131,7 @@ impl Archive for ArchiveService {
 
 /// Instances of one ingest stream that may be stored at the same time, so
 /// that the stream receives the next instance while earlier ones are synced
-/// and committed. Each holds its spool, at most `spool_memory_limit` of memory.
+/// and committed. Each keeps its spool, at most `spool_memory_limit` of memory.
 const INGEST_IN_FLIGHT: usize = 4;
 
 /// Receives instances from one ingest stream and returns a result for each, in order.
@@ -148,7 +148,7 @@ async fn ingest_stream(
 }
 
 /// Reads the stream and starts storing each instance as soon as it ends.
-/// Returns when the stream ends, fails, or nobody waits for results any more.
+/// Returns when the stream ends, fails, or the client stops reading results.
 async fn receive_instances(
     node: Arc<Node>,
     mut stream: Streaming<IngestRequest>,

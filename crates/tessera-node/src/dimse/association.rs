@@ -27,9 +27,6 @@ const COMMAND_LIMIT: usize = 64 * 1024;
 /// in this time has stopped reading, and the connection closes without it.
 const ABORT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Encoded PDUs collected before one write to the socket.
-const WRITE_BATCH: usize = 256 * 1024;
-
 const PDU_HEADER: usize = 6;
 const PDV_HEADER: u32 = 6;
 
@@ -60,8 +57,6 @@ pub struct Association {
     stream: TcpStream,
     buffer: BytesMut,
     pending: VecDeque<PDataValue>,
-    /// Encoded PDUs not yet written; see `queue`.
-    outgoing: Vec<u8>,
     /// Name of the peer in errors and logs: its AE title and address.
     pub peer: String,
     /// Maximum PDU length this side receives.
@@ -84,7 +79,6 @@ impl Association {
             stream,
             buffer,
             pending: VecDeque::new(),
-            outgoing: Vec::new(),
             peer,
             receive_limit: ASSOCIATE_PDU_LIMIT,
             send_limit: 0,
@@ -176,18 +170,10 @@ impl Association {
     }
 
     async fn write_pdu_within(&mut self, pdu: &Pdu, timeout: Duration) -> Result<(), DimseError> {
-        // Queued messages go first, so that the peer receives them in order.
-        let mut bytes = std::mem::take(&mut self.outgoing);
+        let mut bytes = Vec::new();
         dicom_ul::pdu::write_pdu(&mut bytes, pdu).map_err(|e| DimseError::Encode(e.to_string()))?;
-        self.write_bytes_within(&bytes, timeout).await
-    }
 
-    async fn write_bytes_within(
-        &mut self,
-        bytes: &[u8],
-        timeout: Duration,
-    ) -> Result<(), DimseError> {
-        let written = tokio::time::timeout(timeout, self.stream.write_all(bytes)).await;
+        let written = tokio::time::timeout(timeout, self.stream.write_all(&bytes)).await;
         match written {
             Ok(result) => result.map_err(|source| self.io_error(source)),
             Err(_) => Err(DimseError::WriteTimeout {
@@ -364,26 +350,8 @@ impl Association {
     }
 
     /// Sends a command and, when given, its data set, split into P-DATA
-    /// fragments that respect the peer's maximum PDU length, together with
-    /// any messages queued before it.
+    /// fragments that respect the peer's maximum PDU length.
     pub async fn send(
-        &mut self,
-        context_id: u8,
-        command: &DataSet,
-        data: Option<&[u8]>,
-    ) -> Result<(), DimseError> {
-        self.queue(context_id, command, data).await?;
-        self.flush().await
-    }
-
-    /// Encodes a message after those not yet written, writing early only
-    /// when they exceed `WRITE_BATCH` bytes, so that a command and a small
-    /// data set leave in one write.
-    ///
-    /// Matches of one C-FIND are not queued together: in a measurement with
-    /// pynetdicom 3.0.4 as the requester, 40 matches written in one batch
-    /// took 75 ms against 55 ms with one write per match.
-    async fn queue(
         &mut self,
         context_id: u8,
         command: &DataSet,
@@ -398,18 +366,6 @@ impl Association {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Writes the queued messages.
-    pub async fn flush(&mut self) -> Result<(), DimseError> {
-        if self.outgoing.is_empty() {
-            return Ok(());
-        }
-        let bytes = std::mem::take(&mut self.outgoing);
-        let result = self.write_bytes_within(&bytes, self.idle_timeout).await;
-        self.outgoing = bytes;
-        self.outgoing.clear();
-        result
     }
 
     fn note_response(&mut self, command: &DataSet) {
@@ -431,13 +387,9 @@ impl Association {
         last: bool,
     ) -> Result<(), DimseError> {
         self.send_fragments(context_id, PDataValueType::Data, data, last)
-            .await?;
-        self.flush().await
+            .await
     }
 
-    /// Encodes `bytes` as P-DATA-TF PDUs into the queue, writing it whenever
-    /// it contains `WRITE_BATCH` bytes, so that a large data set is never held
-    /// twice in memory.
     async fn send_fragments(
         &mut self,
         context_id: u8,
@@ -448,23 +400,32 @@ impl Association {
         let size = self.fragment_size();
         let mut chunks = bytes.chunks(size).peekable();
         if chunks.peek().is_none() && last {
-            return encode_pdv(&mut self.outgoing, context_id, value_type, Vec::new(), true);
+            return self
+                .send_pdv(context_id, value_type, Vec::new(), true)
+                .await;
         }
         while let Some(chunk) = chunks.next() {
             let is_last = last && chunks.peek().is_none();
-            let data = chunk.to_vec();
-            encode_pdv(
-                &mut self.outgoing,
-                context_id,
-                value_type.clone(),
-                data,
-                is_last,
-            )?;
-            if self.outgoing.len() >= WRITE_BATCH {
-                self.flush().await?;
-            }
+            self.send_pdv(context_id, value_type.clone(), chunk.to_vec(), is_last)
+                .await?;
         }
         Ok(())
+    }
+
+    async fn send_pdv(
+        &mut self,
+        context_id: u8,
+        value_type: PDataValueType,
+        data: Vec<u8>,
+        is_last: bool,
+    ) -> Result<(), DimseError> {
+        let pdv = PDataValue {
+            presentation_context_id: context_id,
+            value_type,
+            is_last,
+            data,
+        };
+        self.write_pdu(&Pdu::PData { data: vec![pdv] }).await
     }
 
     /// Largest fragment whose P-DATA-TF fits the peer's maximum PDU length.
@@ -543,24 +504,6 @@ impl Association {
             source,
         }
     }
-}
-
-/// Appends one P-DATA-TF PDU holding a single fragment to `out`.
-fn encode_pdv(
-    out: &mut Vec<u8>,
-    context_id: u8,
-    value_type: PDataValueType,
-    data: Vec<u8>,
-    is_last: bool,
-) -> Result<(), DimseError> {
-    let pdv = PDataValue {
-        presentation_context_id: context_id,
-        value_type,
-        is_last,
-        data,
-    };
-    dicom_ul::pdu::write_pdu(out, &Pdu::PData { data: vec![pdv] })
-        .map_err(|e| DimseError::Encode(e.to_string()))
 }
 
 /// Reads the first PDU of a connection under the ARTIM timer.
