@@ -40,6 +40,28 @@ def fill_measure(size):
                    "inst/s", True, FILL_GROUP)
 
 
+def memory_measure(size):
+    return Measure(f"scale.peak_rss.{size}", f"Peak resident memory after filling to {size} instances",
+                   "MiB", False, FILL_GROUP)
+
+
+def peak_resident_mib(peer):
+    """Largest peak resident set (VmHWM) among the peer's server processes."""
+    if isinstance(peer, Orthanc):
+        pids = [peer.process.pid]
+    else:
+        pids = list(peer.node_pids().values())
+    peaks = []
+    for pid in pids:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+    if not peaks:
+        raise PeerError(f"no VmHWM line for processes {pids}")
+    return max(peaks)
+
+
 def latency_measure(protocol, kind, title, size, stat):
     return Measure(f"scale.{protocol}.{kind}.{size}.{stat}",
                    f"{PROTOCOLS[protocol]}: {title}, {size} instances, {stat}",
@@ -119,6 +141,13 @@ def fill(args, results, peer, endpoints, corpus, size):
     print(f"  fill to {size} {peer.name}: {value:.0f} inst/s over {seconds:.0f} s", flush=True)
     results.add(measure, peer.name, value)
     results.extra[(measure.key, peer.name)] = f"{len(corpus.files)} added in {seconds:.0f} s"
+    try:
+        peak = peak_resident_mib(peer)
+    except (OSError, PeerError) as error:
+        results.skip(memory_measure(size), peer.name, str(error))
+        return
+    print(f"  peak resident memory at {size} {peer.name}: {peak:.0f} MiB", flush=True)
+    results.add(memory_measure(size), peer.name, peak)
 
 
 def time_queries(args, results, peer, endpoints, size, query_kinds, keys_by_kind):

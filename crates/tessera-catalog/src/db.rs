@@ -34,7 +34,7 @@ pub(crate) const STATE_CFS: [&str; 9] = [
     CF_STUDY_INDEX,
 ];
 
-const ALL_CFS: [&str; 12] = [
+pub(crate) const ALL_CFS: [&str; 12] = [
     CF_LOG,
     CF_RAFT,
     CF_META,
@@ -54,6 +54,9 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, CatalogError> {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
+    // One write batch spans several column families; flushing them together
+    // keeps a checkpoint (a snapshot) consistent across them.
+    options.set_atomic_flush(true);
 
     let descriptors = ALL_CFS
         .iter()

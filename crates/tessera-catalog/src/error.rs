@@ -49,6 +49,15 @@ pub enum CatalogError {
 
     #[error("query level is unspecified: use patient, study, series or instance")]
     QueryLevel,
+
+    #[error("snapshot file '{name}' refused: {reason}")]
+    SnapshotFile { name: String, reason: String },
+
+    #[error("snapshot file system operation on {path} failed: {source}")]
+    SnapshotIo {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl CatalogError {

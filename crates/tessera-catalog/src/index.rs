@@ -19,6 +19,7 @@ use crate::records::{
     decode, sequences_of, BlobRecord, InstanceRecord, PatientRecord, Sequences, SeriesRecord,
     StudyRecord,
 };
+use crate::snapshot::{IncomingSnapshot, SnapshotDir};
 use crate::{CatalogError, LogStore, StateMachine};
 
 /// Query and retrieve level, as in the DICOM Query/Retrieve information models.
@@ -62,6 +63,7 @@ pub struct StoredInstance {
 pub struct Catalog {
     db: Arc<DB>,
     applied: watch::Receiver<u64>,
+    snapshots: SnapshotDir,
 }
 
 /// Everything a node needs from one catalog database.
@@ -72,23 +74,27 @@ pub struct OpenedCatalog {
 }
 
 impl Catalog {
-    /// Opens the catalog database at `path` with its log store and state machine.
+    /// Opens the catalog database at `path` with its log store and state
+    /// machine. Snapshots live in `path/snapshots`.
     pub fn open(path: &Path) -> Result<OpenedCatalog, CatalogError> {
         let db = db::open_db(path)?;
-        let (state_machine, applied) =
-            StateMachine::new(db.clone()).map_err(|e| CatalogError::Decode {
-                what: "applied log id",
-                key: "applied".into(),
-                reason: e.to_string(),
-            })?;
+        let snapshots = SnapshotDir::open(path.join("snapshots"))?;
+        let (state_machine, applied) = StateMachine::new(db.clone(), snapshots.clone())?;
         Ok(OpenedCatalog {
             catalog: Catalog {
                 db: db.clone(),
                 applied,
+                snapshots,
             },
             log_store: LogStore::new(db),
             state_machine,
         })
+    }
+
+    /// Starts receiving a snapshot from the leader; hand the finished one to
+    /// `Raft::install_full_snapshot`.
+    pub fn incoming_snapshot(&self) -> Result<IncomingSnapshot, CatalogError> {
+        self.snapshots.incoming()
     }
 
     /// Log index of the last event applied to the local index.

@@ -24,6 +24,7 @@ mod index;
 mod log_store;
 mod projection;
 mod records;
+mod snapshot;
 mod state_machine;
 mod types;
 
@@ -31,6 +32,7 @@ pub use error::CatalogError;
 pub use index::{Catalog, Level, OpenedCatalog, QueryPage, QueryRecord, StoredInstance};
 pub use log_store::LogStore;
 pub use records::{BlobRecord, PatientRecord, Sequences, SeriesRecord, StudyRecord};
+pub use snapshot::{CatalogSnapshot, IncomingSnapshot};
 pub use state_machine::StateMachine;
 pub use types::{ApplyResult, NodeAddr, NodeId, Outcome, Proposal, Raft, TypeConfig};
 

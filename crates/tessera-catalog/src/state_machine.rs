@@ -1,7 +1,6 @@
 //! openraft's state machine: applies committed events to the index and the
 //! journal, and builds and installs snapshots of both.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
@@ -12,47 +11,67 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::v1::Event;
 use tokio::sync::watch;
 
-use crate::db::{self, index_key, CF_JOURNAL, CF_META, CF_SNAPSHOT, STATE_CFS};
+use crate::db::{self, index_key, CF_JOURNAL, CF_META, CF_SNAPSHOT};
 use crate::projection::apply_event;
+use crate::snapshot::{self, CatalogSnapshot, SnapshotDir};
 use crate::types::{
     ApplyResult, Entry, LogId, Outcome, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use crate::CatalogError;
 
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
-const KEY_CURRENT: &[u8] = b"current";
+/// Where versions before checkpoint snapshots kept a whole snapshot as one
+/// value; removed at open.
+const KEY_LEGACY_SNAPSHOT: &[u8] = b"current";
+const KEY_CHECKPOINT: &[u8] = b"checkpoint";
+const KEY_INSTALLING: &[u8] = b"installing";
 
 /// Applies the log to the catalog database. `applied` publishes the last
 /// applied index to readers (the change feed, read barriers).
 pub struct StateMachine {
     db: Arc<DB>,
     applied: watch::Sender<u64>,
+    snapshots: SnapshotDir,
 }
 
-/// Contents of a snapshot: every state column family, row by row.
+/// The current snapshot: its metadata and the directory, under the snapshot
+/// directory, that holds its checkpoint.
 #[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    families: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
-}
-
-/// A snapshot kept on disk so that it survives a restart.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
+struct StoredCheckpoint {
     meta: SnapshotMeta,
-    data: Vec<u8>,
+    dir: String,
 }
 
 impl StateMachine {
-    pub fn new(db: Arc<DB>) -> Result<(Self, watch::Receiver<u64>), StorageError> {
-        let applied = read_applied(&db)?.map(|id| id.index).unwrap_or(0);
+    /// Opens the state machine, first finishing a snapshot install that a
+    /// crash interrupted: until then the index holds a mix of two states.
+    pub(crate) fn new(
+        db: Arc<DB>,
+        snapshots: SnapshotDir,
+    ) -> Result<(Self, watch::Receiver<u64>), CatalogError> {
+        if let Some(name) = get_meta::<String>(&db, CF_SNAPSHOT, KEY_INSTALLING)
+            .map_err(|e| decode_error("snapshot being installed", e))?
+        {
+            tracing::warn!(snapshot = %name, "finishing an interrupted snapshot install");
+            snapshot::copy_state(&db, &snapshots.path(&name))?;
+            db.delete_cf(&db::cf(&db, CF_SNAPSHOT), KEY_INSTALLING)
+                .map_err(CatalogError::rocks("clear the install marker"))?;
+        }
+        db.delete_cf(&db::cf(&db, CF_SNAPSHOT), KEY_LEGACY_SNAPSHOT)
+            .map_err(CatalogError::rocks("remove a legacy snapshot"))?;
+
+        let applied = read_applied(&db)
+            .map_err(|e| decode_error("applied log id", e))?
+            .map(|id| id.index)
+            .unwrap_or(0);
         let (sender, receiver) = watch::channel(applied);
-        Ok((
-            Self {
-                db,
-                applied: sender,
-            },
-            receiver,
-        ))
+        let machine = Self {
+            db,
+            applied: sender,
+            snapshots,
+        };
+        Ok((machine, receiver))
     }
 
     fn apply_entry(&self, entry: &Entry) -> Result<ApplyResult, StorageError> {
@@ -123,6 +142,14 @@ fn get_meta<T: serde::de::DeserializeOwned>(
     Ok(Some(value))
 }
 
+fn decode_error(what: &'static str, error: StorageError) -> CatalogError {
+    CatalogError::Decode {
+        what,
+        key: "meta".into(),
+        reason: error.to_string(),
+    }
+}
+
 fn read_applied(db: &DB) -> Result<Option<LogId>, StorageError> {
     Ok(get_meta::<Option<LogId>>(db, CF_META, KEY_APPLIED)?.flatten())
 }
@@ -161,127 +188,167 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    /// Unused: snapshots arrive through `Catalog::incoming_snapshot`, which
+    /// writes the leader's files as they stream in.
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<CatalogSnapshot>, StorageError> {
+        let incoming = self
+            .snapshots
+            .incoming()
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        let snapshot = incoming
+            .finish()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        Ok(Box::new(snapshot))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<CatalogSnapshot>,
     ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
-        let data: SnapshotData = bincode::deserialize(&bytes).map_err(|e| {
-            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&*e))
-        })?;
-
-        replace_state(&self.db, &data).map_err(|e| {
-            StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
-        })?;
-        save_snapshot(&self.db, meta, bytes)?;
+        let rows =
+            db::blocking(|| install(&self.db, &self.snapshots, meta, &snapshot)).map_err(|e| {
+                StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
+            })?;
         let applied = meta.last_log_id.map(|id| id.index).unwrap_or(0);
         self.applied.send_replace(applied);
-        tracing::info!(snapshot_id = %meta.snapshot_id, applied, "installed snapshot");
+        tracing::info!(snapshot_id = %meta.snapshot_id, applied, rows, "installed snapshot");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored: Option<StoredSnapshot> = get_meta(&self.db, CF_SNAPSHOT, KEY_CURRENT)?;
-        Ok(stored.map(|stored| Snapshot {
+        let stored: Option<StoredCheckpoint> = get_meta(&self.db, CF_SNAPSHOT, KEY_CHECKPOINT)?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let dir = self.snapshots.path(&stored.dir);
+        if !dir.is_dir() {
+            tracing::warn!(dir = %dir.display(), "the current snapshot's directory is missing");
+            return Ok(None);
+        }
+        Ok(Some(Snapshot {
             meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            snapshot: Box::new(CatalogSnapshot::kept(dir)),
         }))
     }
 }
 
-/// Replaces every state column family with the snapshot's rows, atomically.
-fn replace_state(db: &DB, data: &SnapshotData) -> Result<(), rocksdb::Error> {
-    let mut batch = WriteBatch::default();
-    for name in STATE_CFS {
-        let family = db::cf(db, name);
-        for item in db.iterator_cf(&family, rocksdb::IteratorMode::Start) {
-            let (key, _) = item?;
-            batch.delete_cf(&family, key);
-        }
-    }
-    for (name, rows) in &data.families {
-        let family = db::cf(db, name);
-        for (key, value) in rows {
-            batch.put_cf(&family, key, value);
-        }
-    }
+/// Installs a snapshot: moves its checkpoint under the snapshot directory,
+/// marks it as being installed, replaces the state column families with its
+/// rows and records it as the current snapshot. Returns the rows copied.
+/// The applied log id and membership come with the rows: `build` read the
+/// metadata from the same checkpoint.
+fn install(
+    db: &DB,
+    snapshots: &SnapshotDir,
+    meta: &SnapshotMeta,
+    snapshot: &CatalogSnapshot,
+) -> Result<u64, CatalogError> {
+    let _guard = snapshots.lock();
+    let previous = current_dir(db)?;
+    let name = snapshots.adopt(snapshot.dir(), &meta.snapshot_id)?;
+    write_synced(db, |batch| {
+        batch.put_cf(&db::cf(db, CF_SNAPSHOT), KEY_INSTALLING, encode(&name));
+    })?;
 
+    let rows = snapshot::copy_state(db, &snapshots.path(&name))?;
+
+    let stored = StoredCheckpoint {
+        meta: meta.clone(),
+        dir: name.clone(),
+    };
+    write_synced(db, |batch| {
+        let family = db::cf(db, CF_SNAPSHOT);
+        batch.put_cf(&family, KEY_CHECKPOINT, encode(&stored));
+        batch.delete_cf(&family, KEY_INSTALLING);
+    })?;
+    snapshots.retain(&[name.as_str(), previous.as_deref().unwrap_or_default()])?;
+    Ok(rows)
+}
+
+fn current_dir(db: &DB) -> Result<Option<String>, CatalogError> {
+    let stored: Option<StoredCheckpoint> = get_meta(db, CF_SNAPSHOT, KEY_CHECKPOINT)
+        .map_err(|e| decode_error("current snapshot", e))?;
+    Ok(stored.map(|stored| stored.dir))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serialize(value).expect("snapshot metadata always serializes")
+}
+
+fn write_synced(db: &DB, fill: impl FnOnce(&mut WriteBatch)) -> Result<(), CatalogError> {
+    let mut batch = WriteBatch::default();
+    fill(&mut batch);
     let mut options = rocksdb::WriteOptions::default();
     options.set_sync(true);
     db.write_opt(batch, &options)
+        .map_err(CatalogError::rocks("write snapshot metadata"))
 }
 
-fn save_snapshot(db: &DB, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
-    let stored = StoredSnapshot {
-        meta: meta.clone(),
-        data,
-    };
-    let bytes = bincode::serialize(&stored).expect("snapshots always serialize");
-    db.put_cf(&db::cf(db, CF_SNAPSHOT), KEY_CURRENT, bytes)
-        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
-    Ok(())
-}
-
-/// Builds a snapshot from a consistent RocksDB view while applying goes on.
+/// Builds a snapshot as a checkpoint of the database while applying goes on.
 pub struct SnapshotBuilder {
     db: Arc<DB>,
+    snapshots: SnapshotDir,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    // TODO: the snapshot is one in-memory buffer of the whole index and journal.
-    // Past a few GiB of catalog it should stream RocksDB checkpoint files instead.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let view = self.db.snapshot();
-        let read = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> {
-            view.get_cf(&db::cf(&self.db, CF_META), key)
-                .map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)).into())
-        };
-        let applied: Option<LogId> = read(KEY_APPLIED)?
-            .and_then(|b| bincode::deserialize::<Option<LogId>>(&b).ok())
-            .flatten();
-        let membership: StoredMembership = read(KEY_MEMBERSHIP)?
-            .and_then(|b| bincode::deserialize(&b).ok())
-            .unwrap_or_default();
-
-        let mut data = SnapshotData {
-            families: Vec::new(),
-        };
-        for name in STATE_CFS {
-            let family = db::cf(&self.db, name);
-            let mut rows = Vec::new();
-            for item in view.iterator_cf(&family, rocksdb::IteratorMode::Start) {
-                let (key, value) =
-                    item.map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)))?;
-                rows.push((key.to_vec(), value.to_vec()));
-            }
-            data.families.push((name.to_string(), rows));
-        }
-
-        let bytes = bincode::serialize(&data).expect("snapshots always serialize");
-        let snapshot_id = match applied {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, now_ms()),
-            None => format!("0-0-{}", now_ms()),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        save_snapshot(&self.db, &meta, bytes.clone())?;
-        tracing::debug!(snapshot_id = %meta.snapshot_id, bytes = bytes.len(), "built snapshot");
+        let (meta, dir) = db::blocking(|| build(&self.db, &self.snapshots))
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        tracing::info!(snapshot_id = %meta.snapshot_id, dir = %dir.display(), "built snapshot");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Box::new(CatalogSnapshot::kept(dir)),
         })
     }
+}
+
+/// Checkpoints the database and reads the applied log id and membership
+/// from the checkpoint itself, so the metadata matches the rows exactly
+/// even though applying went on meanwhile.
+fn build(
+    db: &DB,
+    snapshots: &SnapshotDir,
+) -> Result<(SnapshotMeta, std::path::PathBuf), CatalogError> {
+    let _guard = snapshots.lock();
+    let previous = current_dir(db)?;
+    let building = snapshots.checkpoint(db)?;
+
+    let (applied, membership) = {
+        let checkpoint = snapshot::open_checkpoint(&building)?;
+        let applied = read_applied(&checkpoint).map_err(|e| decode_error("applied log id", e))?;
+        let membership: StoredMembership = get_meta(&checkpoint, CF_META, KEY_MEMBERSHIP)
+            .map_err(|e| decode_error("membership", e))?
+            .unwrap_or_default();
+        (applied, membership)
+    };
+    let snapshot_id = match applied {
+        Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, now_ms()),
+        None => format!("0-0-{}", now_ms()),
+    };
+    let meta = SnapshotMeta {
+        last_log_id: applied,
+        last_membership: membership,
+        snapshot_id,
+    };
+
+    let name = snapshots.adopt(&building, &meta.snapshot_id)?;
+    let stored = StoredCheckpoint {
+        meta: meta.clone(),
+        dir: name.clone(),
+    };
+    write_synced(db, |batch| {
+        batch.put_cf(&db::cf(db, CF_SNAPSHOT), KEY_CHECKPOINT, encode(&stored));
+    })?;
+    // The previous snapshot stays until the next one: a follower may be
+    // receiving it right now.
+    snapshots.retain(&[name.as_str(), previous.as_deref().unwrap_or_default()])?;
+    Ok((meta, snapshots.path(&name)))
 }
 
 fn now_ms() -> u128 {
@@ -289,4 +356,134 @@ fn now_ms() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{CF_PATIENTS, CF_STUDIES, STATE_CFS};
+
+    type Rows = Vec<(&'static str, Vec<u8>, Vec<u8>)>;
+
+    fn open(path: &std::path::Path) -> (Arc<DB>, StateMachine) {
+        let db = db::open_db(path).expect("open db");
+        let snapshots = SnapshotDir::open(path.join("snapshots")).expect("snapshot dir");
+        let (machine, _) = StateMachine::new(db.clone(), snapshots).expect("state machine");
+        (db, machine)
+    }
+
+    fn rows(db: &DB) -> Rows {
+        let mut rows = Vec::new();
+        for name in STATE_CFS {
+            for item in db.iterator_cf(&db::cf(db, name), rocksdb::IteratorMode::Start) {
+                let (key, value) = item.expect("row");
+                rows.push((name, key.to_vec(), value.to_vec()));
+            }
+        }
+        rows
+    }
+
+    fn put(db: &DB, family: &str, key: &[u8], value: &[u8]) {
+        db.put_cf(&db::cf(db, family), key, value).expect("put");
+    }
+
+    fn applied_at(db: &DB, index: u64) {
+        let log_id = LogId::new(openraft::CommittedLeaderId::new(1, 1), index);
+        let mut batch = WriteBatch::default();
+        put_meta(db, &mut batch, KEY_APPLIED, &Some(log_id));
+        db.write(batch).expect("write applied");
+    }
+
+    /// A source catalog with rows in several families, snapshotted.
+    async fn source_snapshot(path: &std::path::Path) -> (Rows, Snapshot<TypeConfig>) {
+        let (db, mut machine) = open(path);
+        for i in 0..500u32 {
+            put(&db, CF_PATIENTS, &i.to_be_bytes(), &[7; 100]);
+            put(&db, CF_JOURNAL, &index_key(u64::from(i)), &[i as u8; 300]);
+        }
+        applied_at(&db, 500);
+        let snapshot = machine
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        (rows(&db), snapshot)
+    }
+
+    #[tokio::test]
+    async fn install_replaces_every_state_row() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (source_rows, snapshot) = source_snapshot(a.path()).await;
+        let (db, mut machine) = open(b.path());
+        put(&db, CF_STUDIES, b"stale study", b"must go");
+        put(&db, CF_PATIENTS, &9999u32.to_be_bytes(), b"must go too");
+
+        machine
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .expect("install");
+
+        assert_eq!(rows(&db), source_rows);
+        assert_eq!(read_applied(&db).unwrap().map(|id| id.index), Some(500));
+        let current = machine.get_current_snapshot().await.unwrap().expect("kept");
+        assert_eq!(current.meta, snapshot.meta);
+        assert!(!current.snapshot.files().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_install_finishes_when_the_catalog_opens() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (source_rows, snapshot) = source_snapshot(a.path()).await;
+        {
+            let (db, machine) = open(b.path());
+            put(&db, CF_STUDIES, b"stale study", b"must go");
+            // What `install` does before a crash cuts it short: the
+            // checkpoint adopted and the marker written, rows half copied.
+            let name = machine
+                .snapshots
+                .adopt(snapshot.snapshot.dir(), &snapshot.meta.snapshot_id)
+                .unwrap();
+            write_synced(&db, |batch| {
+                batch.put_cf(&db::cf(&db, CF_SNAPSHOT), KEY_INSTALLING, encode(&name));
+            })
+            .unwrap();
+            put(&db, CF_PATIENTS, &3u32.to_be_bytes(), &[7; 100]);
+        }
+
+        let (db, _machine) = open(b.path());
+
+        assert_eq!(rows(&db), source_rows);
+        let marker = db
+            .get_cf(&db::cf(&db, CF_SNAPSHOT), KEY_INSTALLING)
+            .unwrap();
+        assert_eq!(marker, None);
+    }
+
+    #[tokio::test]
+    async fn building_keeps_the_current_and_previous_snapshot_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut machine) = open(dir.path());
+        let mut built = Vec::new();
+        for index in 1..=4 {
+            applied_at(&db, index);
+            let snapshot = machine
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .expect("build");
+            assert_eq!(snapshot.meta.last_log_id.map(|id| id.index), Some(index));
+            built.push(snapshot.snapshot.dir().to_path_buf());
+        }
+
+        let present: Vec<bool> = built.iter().map(|dir| dir.is_dir()).collect();
+        assert_eq!(present, [false, false, true, true]);
+        let current = machine
+            .get_current_snapshot()
+            .await
+            .unwrap()
+            .expect("current");
+        assert_eq!(current.snapshot.dir(), built[3]);
+    }
 }

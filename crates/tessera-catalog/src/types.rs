@@ -1,7 +1,5 @@
 //! The openraft type configuration and the application data carried in the log.
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 /// Identifier of a node. Never reused: a replaced node gets a new id.
@@ -56,14 +54,14 @@ pub struct ApplyResult {
 }
 
 openraft::declare_raft_types!(
-    /// Tessera's Raft types: events as application data, bincode snapshots in memory.
+    /// Tessera's Raft types: events as application data, RocksDB checkpoints as snapshots.
     pub TypeConfig:
         D = Proposal,
         R = ApplyResult,
         NodeId = NodeId,
         Node = NodeAddr,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot::CatalogSnapshot,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -29,6 +29,15 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Statu
     Ok(Response::new(RaftPayload { data }))
 }
 
+fn snapshot_status(error: tessera_catalog::CatalogError) -> Status {
+    match error {
+        tessera_catalog::CatalogError::SnapshotFile { .. } => {
+            Status::invalid_argument(error.to_string())
+        }
+        other => NodeError::from(other).into(),
+    }
+}
+
 fn blob_id(bytes: &[u8]) -> Result<BlobId, Status> {
     BlobId::from_slice(bytes).map_err(|e| Status::invalid_argument(e.to_string()))
 }
@@ -65,12 +74,43 @@ impl Peer for PeerService {
         encode(&self.node.raft.vote(rpc).await)
     }
 
+    /// Writes the leader's snapshot files as they arrive and installs the
+    /// snapshot at the last part. A stream that ends early leaves nothing.
     async fn raft_snapshot(
         &self,
-        request: Request<RaftPayload>,
+        request: Request<Streaming<SnapshotPart>>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let rpc = decode(request.get_ref())?;
-        encode(&self.node.raft.install_snapshot(rpc).await)
+        let mut parts = request.into_inner();
+        let mut incoming = self
+            .node
+            .catalog
+            .incoming_snapshot()
+            .map_err(NodeError::from)?;
+        while let Some(part) = parts.message().await? {
+            match part.part {
+                Some(snapshot_part::Part::File(name)) => {
+                    incoming.start_file(&name).await.map_err(snapshot_status)?
+                }
+                Some(snapshot_part::Part::Data(bytes)) => {
+                    incoming.append(&bytes).await.map_err(snapshot_status)?
+                }
+                Some(snapshot_part::Part::Install(bytes)) => {
+                    let (vote, meta) = bincode::deserialize(&bytes).map_err(|e| {
+                        Status::invalid_argument(format!("undecodable snapshot install part: {e}"))
+                    })?;
+                    let snapshot = incoming.finish().await.map_err(snapshot_status)?;
+                    let snapshot = openraft::Snapshot {
+                        meta,
+                        snapshot: Box::new(snapshot),
+                    };
+                    return encode(&self.node.raft.install_full_snapshot(vote, snapshot).await);
+                }
+                None => return Err(Status::invalid_argument("empty snapshot part")),
+            }
+        }
+        Err(Status::aborted(
+            "the snapshot stream ended before its install part; the leader sends it again",
+        ))
     }
 
     async fn propose(

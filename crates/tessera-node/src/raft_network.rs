@@ -1,19 +1,28 @@
 //! openraft's network over the internal gRPC service. Raft messages travel as
 //! bincode inside `RaftPayload`, and so do the remote node's responses.
+//! Snapshots stream as the files of a RocksDB checkpoint.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::{OptionalSend, Snapshot};
 use serde::{de::DeserializeOwned, Serialize};
-use tessera_catalog::{NodeAddr, NodeId, TypeConfig};
-use tessera_proto::internal::v1::RaftPayload;
+use tessera_catalog::raft::Vote;
+use tessera_catalog::{CatalogSnapshot, NodeAddr, NodeId, TypeConfig};
+use tessera_proto::internal::v1::snapshot_part::Part;
+use tessera_proto::internal::v1::{RaftPayload, SnapshotPart};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::peers::Peers;
 
@@ -64,7 +73,6 @@ impl Connection {
             match kind {
                 RpcKind::Append => client.raft_append(payload).await,
                 RpcKind::Vote => client.raft_vote(payload).await,
-                RpcKind::Snapshot => client.raft_snapshot(payload).await,
             }
         };
         let response = match tokio::time::timeout(option.hard_ttl(), call).await {
@@ -83,7 +91,109 @@ impl Connection {
 enum RpcKind {
     Append,
     Vote,
-    Snapshot,
+}
+
+/// Bytes per `data` part of a streamed snapshot file.
+const SNAPSHOT_PART_BYTES: usize = 1 << 20;
+
+type SnapshotResult = Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>>;
+
+impl Connection {
+    /// Streams a snapshot's files and its install part in one call and
+    /// decodes the follower's install result. No deadline covers the whole
+    /// call, since a large catalog takes minutes to copy; each part must be
+    /// taken by the follower within the soft TTL.
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot<TypeConfig>,
+        option: &RPCOption,
+    ) -> SnapshotResult {
+        let install = bincode::serialize(&(vote, snapshot.meta.clone()))
+            .map_err(|e| StreamingError::Network(NetworkError::new(&*e)))?;
+        let (parts, receiver) = mpsc::channel(4);
+        let reader = tokio::spawn(stream_snapshot(
+            snapshot.snapshot,
+            install,
+            parts,
+            option.soft_ttl(),
+        ));
+
+        let mut client = self.peers.client(&self.addr);
+        let response = client.raft_snapshot(ReceiverStream::new(receiver)).await;
+        reader.abort();
+        let response = response
+            .map_err(|status| StreamingError::Unreachable(Unreachable::new(&status)))?
+            .into_inner();
+
+        let remote: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> =
+            bincode::deserialize(&response.data)
+                .map_err(|e| StreamingError::Network(NetworkError::new(&*e)))?;
+        remote.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// Sends every file of the snapshot, then the install part. All files are
+/// opened first: the state machine may remove an older snapshot's directory
+/// while this one is still on its way, and open files stay readable.
+async fn stream_snapshot(
+    snapshot: Box<CatalogSnapshot>,
+    install: Vec<u8>,
+    parts: mpsc::Sender<SnapshotPart>,
+    part_timeout: Duration,
+) {
+    let send = |part: Part| {
+        let parts = parts.clone();
+        async move {
+            let sent =
+                tokio::time::timeout(part_timeout, parts.send(SnapshotPart { part: Some(part) }));
+            matches!(sent.await, Ok(Ok(())))
+        }
+    };
+
+    let mut files = Vec::new();
+    let listed = match snapshot.files() {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::warn!(dir = %snapshot.dir().display(), %error, "cannot list snapshot files");
+            return;
+        }
+    };
+    for (name, _) in listed {
+        match tokio::fs::File::open(snapshot.dir().join(&name)).await {
+            Ok(file) => files.push((name, file)),
+            Err(error) => {
+                tracing::warn!(file = %name, %error, "cannot open a snapshot file");
+                return;
+            }
+        }
+    }
+
+    for (name, mut file) in files {
+        if !send(Part::File(name.clone())).await {
+            return;
+        }
+        loop {
+            let mut buffer = Vec::with_capacity(SNAPSHOT_PART_BYTES);
+            match (&mut file)
+                .take(SNAPSHOT_PART_BYTES as u64)
+                .read_to_end(&mut buffer)
+                .await
+            {
+                Ok(0) => break,
+                Ok(_) => {
+                    if !send(Part::Data(buffer)).await {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(file = %name, %error, "cannot read a snapshot file");
+                    return;
+                }
+            }
+        }
+    }
+    send(Part::Install(install)).await;
 }
 
 impl RaftNetwork<TypeConfig> for Connection {
@@ -95,12 +205,17 @@ impl RaftNetwork<TypeConfig> for Connection {
         self.call(RpcKind::Append, &rpc, &option).await
     }
 
-    async fn install_snapshot(
+    async fn full_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        vote: Vote,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
-    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.call(RpcKind::Snapshot, &rpc, &option).await
+    ) -> SnapshotResult {
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            result = self.send_snapshot(vote, snapshot, &option) => result,
+        }
     }
 
     async fn vote(

@@ -12,7 +12,7 @@ use tessera_dicom::dimse::{DataSet, Encoding};
 use super::association::{Association, Command};
 use super::command::{self, status, SubOperations};
 use super::find::{self, decode_identifier, unavailable, Failure, Identifier, IDENTIFIER_LIMIT};
-use super::scu::{self, choose_context, classify, Originator, Outcome, Sent, StoreScu};
+use super::scu::{self, choose_context, classify, Originator, Outcome, ReadAhead, Sent, StoreScu};
 use super::service::Session;
 use super::DimseError;
 use crate::metrics::DimseMetrics;
@@ -132,13 +132,16 @@ async fn move_batch(
         }
     };
 
+    let mut read_ahead = ReadAhead::default();
     for (index, instance) in members.iter().enumerate() {
         if find::cancelled(association, progress.command).await? {
             let _ = scu.release().await;
             return Ok(true);
         }
+        let upcoming = members.get(index + 1).copied();
+        let stream = read_ahead.stream(node, instance, upcoming);
         let stored = scu
-            .store_instance(node, instance, Some(&target.originator))
+            .store_instance(instance, stream, Some(&target.originator))
             .await;
         let code = match stored {
             Ok(code) => code,
@@ -173,7 +176,8 @@ pub async fn handle_get(
 
     let request_id = command::message_id(&command.set);
     let mut next_id = request_id.wrapping_add(1).max(1);
-    for instance in &instances {
+    let mut read_ahead = ReadAhead::default();
+    for (index, instance) in instances.iter().enumerate() {
         if find::cancelled(association, &command).await? {
             return progress.cancel(association).await;
         }
@@ -190,12 +194,13 @@ pub async fn handle_get(
         };
         let message_id = next_id;
         next_id = next_id.wrapping_add(1).max(1);
+        let stream = read_ahead.stream(&session.node, instance, instances.get(index + 1));
         let sent = scu::send_stored(
-            &session.node,
             association,
             (context_id, &target_syntax),
             message_id,
             instance,
+            stream,
             None,
         )
         .await?;

@@ -104,11 +104,12 @@ impl StoreScu {
         Ok(code)
     }
 
-    /// Sends a stored instance from its blob and returns the C-STORE status.
+    /// Sends a stored instance from its blob, read by `stream`, and returns
+    /// the C-STORE status.
     pub async fn store_instance(
         &mut self,
-        node: &Arc<Node>,
         instance: &StoredInstance,
+        stream: BlobStream,
         originator: Option<&Originator>,
     ) -> Result<u16, DimseError> {
         let attributes = instance.stored.attributes.clone().unwrap_or_default();
@@ -122,11 +123,11 @@ impl StoreScu {
         };
         let message_id = self.message_id();
         let sent = send_stored(
-            node,
             &mut self.association,
             (context_id, &target_syntax),
             message_id,
             instance,
+            stream,
             originator,
         )
         .await?;
@@ -364,6 +365,58 @@ fn store_request(
     request
 }
 
+/// A blob being read and verified on its own task, a few chunks ahead of
+/// the association that sends it.
+pub struct BlobStream {
+    blob_id: Vec<u8>,
+    reading: Result<(ChunkReceiver, ReadTask), String>,
+}
+
+type ChunkReceiver = mpsc::Receiver<Result<Bytes, crate::NodeError>>;
+type ReadTask = tokio::task::JoinHandle<Result<tessera_blob::Manifest, crate::NodeError>>;
+
+impl BlobStream {
+    /// Starts reading an instance's blob. The channel holds two chunks, so
+    /// a stream that nobody drains yet holds at most three in memory.
+    pub fn start(node: &Arc<Node>, instance: &StoredInstance) -> Self {
+        let blob_id = instance.stored.blob_id.clone();
+        let reading = BlobId::from_slice(&blob_id)
+            .map(|blob| {
+                let (sender, chunks) = mpsc::channel(2);
+                let node = node.clone();
+                let task = tokio::spawn(async move { node.read_blob(blob, &sender).await });
+                (chunks, task)
+            })
+            .map_err(|error| error.to_string());
+        Self { blob_id, reading }
+    }
+}
+
+/// Reads the blob of the next instance while the current one is sent, so
+/// that reading and hash checks overlap the network and the peer's work.
+#[derive(Default)]
+pub struct ReadAhead {
+    next: Option<BlobStream>,
+}
+
+impl ReadAhead {
+    /// Returns the stream of `current` (started by the previous call when it
+    /// was the upcoming instance) and starts reading `upcoming`.
+    pub fn stream(
+        &mut self,
+        node: &Arc<Node>,
+        current: &StoredInstance,
+        upcoming: Option<&StoredInstance>,
+    ) -> BlobStream {
+        let stream = match self.next.take() {
+            Some(stream) if stream.blob_id == current.stored.blob_id => stream,
+            _ => BlobStream::start(node, current),
+        };
+        self.next = upcoming.map(|instance| BlobStream::start(node, instance));
+        stream
+    }
+}
+
 /// Sends a C-STORE-RQ with the data set of a stored instance, streamed from
 /// its blob without the file meta group.
 ///
@@ -371,19 +424,17 @@ fn store_request(
 /// fails without touching the association. A read failure later leaves a
 /// data set cut short, so the caller must abort the association.
 pub async fn send_stored(
-    node: &Arc<Node>,
     association: &mut Association,
     (context_id, target_syntax): (u8, &str),
     message_id: u16,
     instance: &StoredInstance,
+    stream: BlobStream,
     originator: Option<&Originator>,
 ) -> Result<Sent, DimseError> {
     let attributes = instance.stored.attributes.clone().unwrap_or_default();
-    let blob = BlobId::from_slice(&instance.stored.blob_id)
-        .map_err(|error| read_failure(association, &error.to_string()))?;
-    let (sender, mut chunks) = mpsc::channel::<Result<Bytes, crate::NodeError>>(2);
-    let reader_node = node.clone();
-    let reader = tokio::spawn(async move { reader_node.read_blob(blob, &sender).await });
+    let (mut chunks, reader) = stream
+        .reading
+        .map_err(|reason| read_failure(association, &reason))?;
 
     let mut header = Vec::new();
     let data_start = loop {
