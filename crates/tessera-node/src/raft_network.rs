@@ -101,8 +101,8 @@ type SnapshotResult = Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig
 impl Connection {
     /// Streams a snapshot's files and its install part in one call and
     /// decodes the follower's install result. No deadline covers the whole
-    /// call, since a large catalog takes minutes to copy; each part must be
-    /// taken by the follower within the soft TTL.
+    /// call, because copying a large catalog can take minutes; instead the
+    /// follower must take each part within the soft TTL.
     async fn send_snapshot(
         &self,
         vote: Vote,

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures::FutureExt;
 use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDataValueType, Pdu};
 use tessera_dicom::dimse::{DataSet, Encoding};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -323,10 +324,15 @@ impl Association {
 
     /// Checks, without waiting, whether the peer has sent a command (such
     /// as C-CANCEL) while this side streams responses.
+    ///
+    /// The read is polled once rather than raced against a zero timeout:
+    /// tokio rounds timer deadlines up to the next millisecond, so such a
+    /// timeout waited up to a millisecond per C-FIND match and per C-GET or
+    /// C-MOVE sub-operation.
     pub async fn poll_command(&mut self) -> Result<Option<Command>, DimseError> {
         if self.pending.is_empty() {
-            let ready = tokio::time::timeout(Duration::ZERO, self.fill()).await;
-            if let Ok(result) = ready {
+            // `fill` is cancel safe: a pending read has consumed nothing.
+            if let Some(result) = self.fill().now_or_never() {
                 result?;
             }
             while let Some(pdu) = self.parse_buffered()? {
