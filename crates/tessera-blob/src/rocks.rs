@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rocksdb::{
-    BlockBasedOptions, BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
-    ErrorKind, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    BlockBasedIndexType, BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor,
+    DBCompressionType, Direction, ErrorKind, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 
 use crate::{BlobError, BlobId, ShardIdentity, ShardStore};
@@ -23,6 +23,14 @@ const IDENTITY_KEY: &[u8] = b"shard-identity";
 /// Full chunks are far larger, so only the short last chunks of small blobs stay
 /// in SST files. The other column families keep every value in SST files.
 const MIN_BLOB_SIZE: u64 = 64 * 1024;
+
+/// Memtable memory of one shard, all column families together. Chunks of
+/// 64 KiB and more leave the memtable for blob files at each flush.
+const WRITE_BUFFER_BYTES: usize = 64 << 20;
+
+/// Block cache of one shard, holding its index and filter blocks too, so
+/// that a shard's memory stays the same however many blobs it holds.
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 /// A [`ShardStore`] on one RocksDB instance in its own directory.
 ///
@@ -40,11 +48,12 @@ impl RocksShard {
     pub fn open(dir: &Path) -> Result<RocksShard, BlobError> {
         let location = dir.display().to_string();
 
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let families = [
-            ColumnFamilyDescriptor::new(CHUNKS, chunk_options()),
-            ColumnFamilyDescriptor::new(MANIFESTS, point_lookup_options()),
-            ColumnFamilyDescriptor::new(PENDING, Options::default()),
-            ColumnFamilyDescriptor::new(META, Options::default()),
+            ColumnFamilyDescriptor::new(CHUNKS, chunk_options(&cache)),
+            ColumnFamilyDescriptor::new(MANIFESTS, table_options(&cache, true)),
+            ColumnFamilyDescriptor::new(PENDING, table_options(&cache, false)),
+            ColumnFamilyDescriptor::new(META, table_options(&cache, false)),
         ];
         let db = DB::open_cf_descriptors(&db_options(), dir, families).map_err(|source| {
             BlobError::Storage {
@@ -330,11 +339,12 @@ fn db_options() -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
+    options.set_db_write_buffer_size(WRITE_BUFFER_BYTES);
     options
 }
 
-fn chunk_options() -> Options {
-    let mut options = Options::default();
+fn chunk_options(cache: &Cache) -> Options {
+    let mut options = table_options(cache, false);
     options.set_enable_blob_files(true);
     options.set_min_blob_size(MIN_BLOB_SIZE);
     options.set_enable_blob_gc(true);
@@ -347,9 +357,18 @@ fn chunk_options() -> Options {
     options
 }
 
-fn point_lookup_options() -> Options {
+/// Tables with partitioned index (and, with `bloom`, filter) blocks in the
+/// shard's cache; only their top level stays pinned.
+fn table_options(cache: &Cache, bloom: bool) -> Options {
     let mut table = BlockBasedOptions::default();
-    table.set_bloom_filter(10.0, false);
+    table.set_block_cache(cache);
+    if bloom {
+        table.set_bloom_filter(10.0, false);
+        table.set_partition_filters(true);
+    }
+    table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_top_level_index_and_filter(true);
 
     let mut options = Options::default();
     options.set_block_based_table_factory(&table);

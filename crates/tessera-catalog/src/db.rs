@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
 
 use crate::CatalogError;
 
@@ -34,7 +34,7 @@ pub(crate) const STATE_CFS: [&str; 9] = [
     CF_STUDY_INDEX,
 ];
 
-pub(crate) const ALL_CFS: [&str; 12] = [
+const ALL_CFS: [&str; 12] = [
     CF_LOG,
     CF_RAFT,
     CF_META,
@@ -49,18 +49,28 @@ pub(crate) const ALL_CFS: [&str; 12] = [
     CF_STUDY_INDEX,
 ];
 
+/// Memtable memory of all column families together. Without a shared
+/// limit each family may hold two 64 MiB memtables.
+const WRITE_BUFFER_BYTES: usize = 128 << 20;
+
+/// Block cache shared by all column families. Index and filter blocks live
+/// in it too, so that their memory does not grow with the catalog.
+const BLOCK_CACHE_BYTES: usize = 128 << 20;
+
 /// Opens (or creates) the catalog database with every column family.
 pub fn open_db(path: &Path) -> Result<Arc<DB>, CatalogError> {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
+    options.set_db_write_buffer_size(WRITE_BUFFER_BYTES);
     // One write batch spans several column families; flushing them together
     // keeps a checkpoint (a snapshot) consistent across them.
     options.set_atomic_flush(true);
 
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let descriptors = ALL_CFS
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        .map(|name| ColumnFamilyDescriptor::new(*name, family_options(&cache)));
     let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| {
         CatalogError::Open {
             path: path.display().to_string(),
@@ -68,6 +78,23 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, CatalogError> {
         }
     })?;
     Ok(Arc::new(db))
+}
+
+/// Partitioned index and filter blocks in the shared cache, with only their
+/// top level pinned: a catalog of hundreds of millions of instances then
+/// keeps a small part of its index in memory.
+fn family_options(cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_partition_filters(true);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_top_level_index_and_filter(true);
+
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table);
+    options
 }
 
 /// Key of a log entry or journal event: big-endian so keys sort by index.

@@ -13,7 +13,7 @@ use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{IteratorMode, Options, WriteBatch, DB};
 use tokio::io::AsyncWriteExt;
 
-use crate::db::{self, ALL_CFS, STATE_CFS};
+use crate::db::{self, STATE_CFS};
 use crate::CatalogError;
 
 /// Rows copied per write while installing, so a large snapshot never sits
@@ -295,9 +295,11 @@ fn sync_dir(dir: &Path) -> Result<(), CatalogError> {
         .map_err(|e| snapshot_io(dir, e))
 }
 
-/// Opens a checkpoint read-only, to read its metadata or copy its rows.
-pub(crate) fn open_checkpoint(dir: &Path) -> Result<DB, CatalogError> {
-    DB::open_cf_for_read_only(&Options::default(), dir, ALL_CFS, false).map_err(|source| {
+/// Opens some column families of a checkpoint read-only. Opening reads the
+/// index blocks of every table of the families opened, so reading metadata
+/// opens the metadata family alone.
+pub(crate) fn open_checkpoint(dir: &Path, families: &[&str]) -> Result<DB, CatalogError> {
+    DB::open_cf_for_read_only(&Options::default(), dir, families, false).map_err(|source| {
         CatalogError::Open {
             path: dir.display().to_string(),
             source,
@@ -310,7 +312,7 @@ pub(crate) fn open_checkpoint(dir: &Path) -> Result<DB, CatalogError> {
 /// Not atomic: the caller records the snapshot being installed first and
 /// runs this again after a crash before the node serves anything.
 pub(crate) fn copy_state(db: &DB, dir: &Path) -> Result<u64, CatalogError> {
-    let source = open_checkpoint(dir)?;
+    let source = open_checkpoint(dir, &STATE_CFS)?;
     let rocks = CatalogError::rocks;
     let mut rows = 0;
     for name in STATE_CFS {

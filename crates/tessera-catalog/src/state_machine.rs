@@ -320,7 +320,7 @@ fn build(
     let building = snapshots.checkpoint(db)?;
 
     let (applied, membership) = {
-        let checkpoint = snapshot::open_checkpoint(&building)?;
+        let checkpoint = snapshot::open_checkpoint(&building, &[CF_META])?;
         let applied = read_applied(&checkpoint).map_err(|e| decode_error("applied log id", e))?;
         let membership: StoredMembership = get_meta(&checkpoint, CF_META, KEY_MEMBERSHIP)
             .map_err(|e| decode_error("membership", e))?
