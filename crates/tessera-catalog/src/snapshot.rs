@@ -27,9 +27,9 @@ const RECEIVED: &str = "received-";
 
 /// A snapshot's files: a RocksDB checkpoint of the whole catalog database.
 ///
-/// One that arrived from a leader owns its directory and removes it when
-/// dropped, unless installing it moved the directory first; one that the
-/// state machine built or kept does not.
+/// A snapshot that arrived from a leader owns its directory: dropping it
+/// removes the directory, unless installing it moved the directory first.
+/// Dropping one that the state machine built or kept removes nothing.
 #[derive(Debug)]
 pub struct CatalogSnapshot {
     dir: PathBuf,
@@ -45,7 +45,7 @@ impl CatalogSnapshot {
         &self.dir
     }
 
-    /// The snapshot's files by name with their sizes, sorted by name.
+    /// Lists the snapshot's files with their sizes, sorted by name.
     pub fn files(&self) -> std::io::Result<Vec<(String, u64)>> {
         let mut files = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
@@ -164,7 +164,7 @@ fn snapshot_io(path: &Path, source: std::io::Error) -> CatalogError {
     }
 }
 
-/// The directory that holds a node's snapshots, beside its catalog database.
+/// The directory of a node's snapshots, inside its catalog's directory.
 /// The lock orders building, installing and clean-up, which may run on
 /// different tasks.
 #[derive(Clone)]

@@ -21,8 +21,8 @@ use crate::CatalogError;
 
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
-/// Where versions before checkpoint snapshots kept a whole snapshot as one
-/// value; removed at open.
+/// Key under which versions before checkpoint snapshots kept a whole
+/// snapshot as one value; removed at open.
 const KEY_LEGACY_SNAPSHOT: &[u8] = b"current";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const KEY_INSTALLING: &[u8] = b"installing";
@@ -35,8 +35,8 @@ pub struct StateMachine {
     snapshots: SnapshotDir,
 }
 
-/// The current snapshot: its metadata and the directory, under the snapshot
-/// directory, that holds its checkpoint.
+/// The current snapshot: its metadata and the name of its checkpoint's
+/// directory under the snapshot directory.
 #[derive(Serialize, Deserialize)]
 struct StoredCheckpoint {
     meta: SnapshotMeta,
@@ -45,7 +45,7 @@ struct StoredCheckpoint {
 
 impl StateMachine {
     /// Opens the state machine, first finishing a snapshot install that a
-    /// crash interrupted: until then the index holds a mix of two states.
+    /// crash interrupted: until then the index mixes two states.
     pub(crate) fn new(
         db: Arc<DB>,
         snapshots: SnapshotDir,
@@ -394,7 +394,7 @@ mod tests {
         db.write(batch).expect("write applied");
     }
 
-    /// A source catalog with rows in several families, snapshotted.
+    /// Builds a source catalog with rows in several families and snapshots it.
     async fn source_snapshot(path: &std::path::Path) -> (Rows, Snapshot<TypeConfig>) {
         let (db, mut machine) = open(path);
         for i in 0..500u32 {
@@ -432,7 +432,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_interrupted_install_finishes_when_the_catalog_opens() {
+    async fn install_cut_short_finishes_at_open() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (source_rows, snapshot) = source_snapshot(a.path()).await;
         {
