@@ -50,7 +50,7 @@ pub enum CatalogError {
     #[error("query level is unspecified: use patient, study, series or instance")]
     QueryLevel,
 
-    #[error("snapshot file '{name}' refused: {reason}")]
+    #[error("snapshot file '{name}' rejected: {reason}")]
     SnapshotFile { name: String, reason: String },
 
     #[error("snapshot file system operation on {path} failed: {source}")]

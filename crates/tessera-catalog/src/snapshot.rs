@@ -84,7 +84,7 @@ pub struct IncomingSnapshot {
 
 impl IncomingSnapshot {
     /// Starts the next file. Names are plain RocksDB file names: a name
-    /// with a path separator or one that exists already is refused.
+    /// with a path separator or one that exists already is rejected.
     pub async fn start_file(&mut self, name: &str) -> Result<(), CatalogError> {
         self.close_file().await?;
         let valid = !name.is_empty()

@@ -394,6 +394,11 @@ mod tests {
         db.write(batch).expect("write applied");
     }
 
+    async fn build_now(machine: &mut StateMachine) -> Snapshot<TypeConfig> {
+        let mut builder = machine.get_snapshot_builder().await;
+        builder.build_snapshot().await.expect("build snapshot")
+    }
+
     /// Builds a source catalog with rows in several families and snapshots it.
     async fn source_snapshot(path: &std::path::Path) -> (Rows, Snapshot<TypeConfig>) {
         let (db, mut machine) = open(path);
@@ -402,12 +407,7 @@ mod tests {
             put(&db, CF_JOURNAL, &index_key(u64::from(i)), &[i as u8; 300]);
         }
         applied_at(&db, 500);
-        let snapshot = machine
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .expect("build");
+        let snapshot = build_now(&mut machine).await;
         (rows(&db), snapshot)
     }
 
@@ -461,18 +461,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn building_keeps_the_current_and_previous_snapshot_only() {
+    async fn build_keeps_two_latest_snapshots() {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut machine) = open(dir.path());
         let mut built = Vec::new();
         for index in 1..=4 {
             applied_at(&db, index);
-            let snapshot = machine
-                .get_snapshot_builder()
-                .await
-                .build_snapshot()
-                .await
-                .expect("build");
+            let snapshot = build_now(&mut machine).await;
             assert_eq!(snapshot.meta.last_log_id.map(|id| id.index), Some(index));
             built.push(snapshot.snapshot.dir().to_path_buf());
         }

@@ -29,7 +29,10 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Statu
     Ok(Response::new(RaftPayload { data }))
 }
 
+/// Maps a failure to receive a snapshot to a status for the leader, which
+/// retries with its current snapshot, and logs it on this node.
 fn snapshot_status(error: tessera_catalog::CatalogError) -> Status {
+    tracing::warn!(%error, "failed to receive a snapshot from the leader");
     match error {
         tessera_catalog::CatalogError::SnapshotFile { .. } => {
             Status::invalid_argument(error.to_string())
@@ -85,7 +88,7 @@ impl Peer for PeerService {
             .node
             .catalog
             .incoming_snapshot()
-            .map_err(NodeError::from)?;
+            .map_err(snapshot_status)?;
         while let Some(part) = parts.message().await? {
             match part.part {
                 Some(snapshot_part::Part::File(name)) => {
@@ -95,8 +98,11 @@ impl Peer for PeerService {
                     incoming.append(&bytes).await.map_err(snapshot_status)?
                 }
                 Some(snapshot_part::Part::Install(bytes)) => {
-                    let (vote, meta) = bincode::deserialize(&bytes).map_err(|e| {
-                        Status::invalid_argument(format!("undecodable snapshot install part: {e}"))
+                    let (vote, meta) = bincode::deserialize(&bytes).map_err(|error| {
+                        tracing::warn!(%error, "undecodable snapshot install part");
+                        Status::invalid_argument(format!(
+                            "undecodable snapshot install part: {error}"
+                        ))
                     })?;
                     let snapshot = incoming.finish().await.map_err(snapshot_status)?;
                     let snapshot = openraft::Snapshot {
@@ -105,9 +111,13 @@ impl Peer for PeerService {
                     };
                     return encode(&self.node.raft.install_full_snapshot(vote, snapshot).await);
                 }
-                None => return Err(Status::invalid_argument("empty snapshot part")),
+                None => {
+                    tracing::warn!("empty snapshot part from the leader");
+                    return Err(Status::invalid_argument("empty snapshot part"));
+                }
             }
         }
+        tracing::warn!("snapshot stream ended before its install part");
         Err(Status::aborted(
             "the snapshot stream ended before its install part; the leader sends it again",
         ))

@@ -377,7 +377,7 @@ type ReadTask = tokio::task::JoinHandle<Result<tessera_blob::Manifest, crate::No
 
 impl BlobStream {
     /// Starts reading an instance's blob. The channel holds two chunks, so
-    /// a stream that nobody drains yet holds at most three in memory.
+    /// a stream not yet drained keeps at most three in memory.
     pub fn start(node: &Arc<Node>, instance: &StoredInstance) -> Self {
         let blob_id = instance.stored.blob_id.clone();
         let reading = BlobId::from_slice(&blob_id)
