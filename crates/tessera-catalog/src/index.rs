@@ -14,7 +14,9 @@ use tessera_proto::v1::InstanceStored;
 use tokio::sync::watch;
 
 use crate::db::{self, index_key, join_key, prefix_key};
-use crate::projection::{self, INDEX_ACCESSION, INDEX_PATIENT_ID, INDEX_STUDY_DATE};
+use crate::projection::{
+    self, INDEX_ACCESSION, INDEX_PATIENT_ID, INDEX_PATIENT_NAME, INDEX_STUDY_DATE,
+};
 use crate::records::{
     decode, sequences_of, BlobRecord, InstanceRecord, PatientRecord, Sequences, SeriesRecord,
     StudyRecord,
@@ -268,6 +270,11 @@ impl Catalog {
             end.push(0xff);
             return self.study_index_scan(&start, Some(end));
         }
+        if let Some(prefix) = name_prefix(keys) {
+            let start = join_key(&[INDEX_PATIENT_NAME, &prefix]);
+            let uids = self.study_index_scan(&start, None)?;
+            return Ok(uids.map(distinct));
+        }
         Ok(None)
     }
 
@@ -362,7 +369,6 @@ fn to_stored_instance(record: InstanceRecord) -> StoredInstance {
     }
 }
 
-/// Returns the value of `keyword` when it selects exact values: no wildcard, no range.
 /// The value of `keyword` when it selects by single value (or, for UIDs, a
 /// list). A hyphen is literal here: only dates and times match by range, and
 /// hyphens are common in patient IDs and accession numbers.
@@ -382,6 +388,24 @@ fn distinct_uids(list: &str) -> Vec<String> {
         }
     }
     uids
+}
+
+/// Leading text of the normalized names that a PatientName key can match,
+/// or None when the key leaves the start open (or is not a valid key, which
+/// parsing the query reports).
+fn name_prefix(keys: &BTreeMap<String, String>) -> Option<String> {
+    let value = keys.get("PatientName")?;
+    let matcher = Matcher::parse("PatientName", value).ok()?;
+    matcher.person_name_prefix().map(str::to_string)
+}
+
+/// Keeps the first occurrence of each UID, in order: a study whose name has
+/// several values can have more than one name row under one prefix.
+fn distinct(uids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    uids.into_iter()
+        .filter(|uid| seen.insert(uid.clone()))
+        .collect()
 }
 
 /// Inclusive bounds of a DA match value, with open ends widened.

@@ -186,15 +186,27 @@ fn new_study_record(attributes: &tessera_proto::v1::InstanceAttributes) -> Study
 }
 
 /// Secondary index rows of a study, keyed field, value, study UID.
+///
+/// The name rows hold the normalized patient name and, when it has several
+/// values, one more row for each value after the first, because a query
+/// matches a name through any of its values. The first value needs no row
+/// of its own: the whole name starts with it.
 pub(crate) fn study_index_keys(study: &StudyRecord) -> Vec<Vec<u8>> {
     let uid = study.study_instance_uid.as_str();
     let name = normalize_person_name(&study.patient_name);
-    vec![
+    let mut keys = vec![
         join_key(&[INDEX_PATIENT_ID, &study.patient_id, uid]),
         join_key(&[INDEX_STUDY_DATE, &study.study_date, uid]),
         join_key(&[INDEX_ACCESSION, &study.accession_number, uid]),
         join_key(&[INDEX_PATIENT_NAME, &name, uid]),
-    ]
+    ];
+    // TODO: studies indexed before these rows existed lack them, so a name
+    // query finds such a study only through its first value until it is
+    // indexed again.
+    for value in name.split('\\').skip(1).filter(|value| !value.is_empty()) {
+        keys.push(join_key(&[INDEX_PATIENT_NAME, value, uid]));
+    }
+    keys
 }
 
 fn put_study_index(db: &DB, batch: &mut WriteBatch, study: &StudyRecord) {

@@ -14,6 +14,14 @@ mod watch;
 
 use clap::{Parser, Subcommand};
 
+/// Allocator of the whole process. With glibc's malloc a node's resident
+/// memory grew with the archive, because its per-thread arenas kept most of
+/// the freed memory. jemalloc returns unused pages to the system after its
+/// decay time (10 s by default).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "A distributed DICOM archive")]
 struct Cli {

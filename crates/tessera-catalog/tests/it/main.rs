@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use prost::Message;
 use tessera_catalog::raft::Entry;
 use tessera_catalog::{Catalog, CatalogError, Level, Outcome, Proposal};
+use tessera_dicom::matching::Matcher;
 use tessera_proto::v1::{event::Body, *};
 
 fn entry(index: u64, event: &Event) -> Entry {
@@ -256,6 +257,68 @@ async fn index_queries_use_dicom_matching() {
     assert_eq!(find("StudyDate", "-20240101"), 1);
     assert_eq!(find("StudyInstanceUID", "1.2.3.1\\1.2.3.2"), 2);
     assert_eq!(find("ModalitiesInStudy", "CT"), 6);
+}
+
+fn named(study: u8, name: &str) -> Event {
+    let mut event = stored(study, 0, 0, study);
+    if let Some(Body::InstanceStored(stored)) = &mut event.body {
+        stored.attributes.as_mut().expect("attributes").patient_name = name.to_string();
+    }
+    event
+}
+
+#[tokio::test]
+async fn name_query_matches_full_scan() {
+    let dir = tempfile::tempdir().expect("dir");
+    let names = [
+        "Doe^Jane",
+        "doe^john",
+        "Smith^Anna\\Doe^Alias",
+        "Yamada^Tarou=山田^太郎",
+        "DOUGH^X",
+        "Dodd^Y",
+    ];
+    let mut events: Vec<Event> = (0u8..).zip(names).map(|(i, n)| named(i, n)).collect();
+    let mut catalog = apply_all(dir.path(), &events, false).await;
+    let find = |catalog: &Catalog, key: &str| {
+        let keys = BTreeMap::from([("PatientName".to_string(), key.to_string())]);
+        let page = catalog.query(Level::Study, &keys, 0, 0).expect("query");
+        let mut uids: Vec<String> = page
+            .records
+            .iter()
+            .map(|r| r.attributes["StudyInstanceUID"].clone())
+            .collect();
+        uids.sort();
+        uids
+    };
+    let expected = |key: &str| {
+        let matcher = Matcher::parse("PatientName", key).expect("key");
+        let mut uids: Vec<String> = (0u8..)
+            .zip(names)
+            .filter(|(_, name)| matcher.matches(name))
+            .map(|(i, _)| format!("1.2.3.{i}"))
+            .collect();
+        uids.sort();
+        uids
+    };
+
+    for key in [
+        "DOE*", "do*", "Doe^Jane", "D?E*", "*ALIAS", "Yamada*", "=山田*", "S*",
+    ] {
+        let found = find(&catalog, key);
+        assert_eq!(found, expected(key), "key {key}");
+        assert!(!found.is_empty(), "key {key} should match a study");
+    }
+
+    events.push(deleted(2, 0, 0));
+    let after = tempfile::tempdir().expect("dir");
+    catalog = apply_all(after.path(), &events, true).await;
+    assert_eq!(
+        find(&catalog, "DOE^A*"),
+        Vec::<String>::new(),
+        "deleted study"
+    );
+    assert_eq!(find(&catalog, "DOE*").len(), 2);
 }
 
 #[tokio::test]

@@ -191,6 +191,35 @@ impl Matcher {
             .any(|value| self.matches_value(value))
     }
 
+    /// Leading text of every normalized person name that this matcher
+    /// accepts, so that an index sorted by [`normalize_person_name`] can be
+    /// scanned from it instead of in full. `None` when the key does not fix
+    /// the start of the alphabetic group, as in `*SMITH` or `=山田^太郎`, or
+    /// when the matcher is not a person name matcher.
+    ///
+    /// Every accepted value starts with the returned text, because the key's
+    /// first component group has to match the stored name's first group
+    /// from its first character. A stored value with several values
+    /// (separated by '\\') matches through any of them, so an index must
+    /// hold a row for each value.
+    pub fn person_name_prefix(&self) -> Option<&str> {
+        let key = match self {
+            Matcher::Single {
+                value,
+                rule: ValueRule::PersonName,
+            } => value.as_str(),
+            Matcher::Wildcard {
+                pattern,
+                person_name: true,
+            } => pattern.as_str(),
+            _ => return None,
+        };
+
+        let end = key.find(['*', '?', '=']).unwrap_or(key.len());
+        let prefix = &key[..end];
+        (!prefix.is_empty()).then_some(prefix)
+    }
+
     /// Tells whether this matcher accepts every stored value, so a query can skip it.
     pub fn is_universal(&self) -> bool {
         matches!(self, Matcher::Universal)

@@ -238,6 +238,26 @@ fn pn_wildcard_key_still_spans_groups() {
 }
 
 #[test]
+fn person_name_prefix_literal_start() {
+    let prefix = |key: &str| {
+        matcher("PatientName", key)
+            .person_name_prefix()
+            .map(str::to_owned)
+    };
+
+    assert_eq!(prefix("doe^j*").as_deref(), Some("DOE^J"));
+    assert_eq!(prefix(" Doe ^ Jane ").as_deref(), Some("DOE^JANE"));
+    assert_eq!(prefix("D?E*").as_deref(), Some("D"));
+    assert_eq!(
+        prefix("Yamada^Tarou=山田*").as_deref(),
+        Some("YAMADA^TAROU")
+    );
+    assert_eq!(prefix("*SMITH"), None);
+    assert_eq!(prefix("=山田^太郎"), None);
+    assert_eq!(matcher("PatientID", "ABC*").person_name_prefix(), None);
+}
+
+#[test]
 fn normalize_person_name_uppercases_and_trims() {
     assert_eq!(normalize_person_name(" doe ^ jane ^^"), "DOE^JANE");
 }

@@ -2,7 +2,7 @@
 
 use dicom_dictionary_std::uids;
 use proptest::prelude::*;
-use tessera_dicom::matching::Matcher;
+use tessera_dicom::matching::{normalize_person_name, Matcher};
 use tessera_dicom::read_index_attributes;
 
 use crate::support::{ct_dataset, part10};
@@ -36,6 +36,25 @@ fn sorted<T: Ord>(mut values: [T; 3]) -> [T; 3] {
 }
 
 proptest! {
+    /// The catalog scans its name index from `person_name_prefix`, so a
+    /// stored name that matches but lacks the prefix would be missed.
+    #[test]
+    fn name_prefix_starts_each_match(
+        key in "[AbC^=*? ]{1,8}",
+        stored in "[AbC^= \\\\]{0,12}",
+    ) {
+        let matcher = Matcher::parse("PatientName", &key).unwrap();
+        if let Some(prefix) = matcher.person_name_prefix() {
+            if matcher.matches(&stored) {
+                let starts = stored
+                    .split('\\')
+                    .map(normalize_person_name)
+                    .any(|value| value.starts_with(prefix));
+                prop_assert!(starts, "{stored:?} matches {key:?} but lacks {prefix:?}");
+            }
+        }
+    }
+
     #[test]
     fn star_matches_any_stored_value(stored in any::<String>()) {
         let pn = Matcher::parse("PatientName", "*").unwrap();
