@@ -113,15 +113,27 @@ async fn move_batch(
 ) -> Result<bool, DimseError> {
     let node = &session.node;
     let config = &node.config.dimse;
-    let connected = StoreScu::connect(
-        &target.addr,
-        &config.ae_title,
-        &target.ae_title,
-        batch,
-        config.max_pdu_length,
-        config.artim_timeout,
-    )
-    .await;
+    let connected = match scu::dial(&target.addr, &target.ae_title, config.artim_timeout).await {
+        Ok(stream) => {
+            // DCMTK's movescu waits for a response on this association with a
+            // one-second timeout and checks for an incoming association only
+            // between those waits (`selectReadable` in dcmnet's dimmove.cc).
+            // A pending response sent once the connection is open wakes it,
+            // so it accepts the sub-association at once.
+            progress.pending(association).await?;
+            StoreScu::negotiate(
+                stream,
+                &target.addr,
+                &config.ae_title,
+                &target.ae_title,
+                batch,
+                config.max_pdu_length,
+                config.artim_timeout,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
     let mut scu = match connected {
         Ok(scu) => scu,
         Err(error) => {

@@ -55,17 +55,40 @@ impl StoreScu {
         max_pdu_length: u32,
         timeout: Duration,
     ) -> Result<StoreScu, DimseError> {
-        let proposed = propose(pairs);
-        let association = open_association(
+        let stream = dial(addr, called_ae, timeout).await?;
+        StoreScu::negotiate(
+            stream,
             addr,
             calling_ae,
             called_ae,
-            &proposed,
-            Vec::new(),
+            pairs,
             max_pdu_length,
             timeout,
         )
-        .await?;
+        .await
+    }
+
+    /// Proposes the contexts of [`StoreScu::connect`] over a connection
+    /// that [`dial`] opened.
+    pub async fn negotiate(
+        stream: TcpStream,
+        addr: &str,
+        calling_ae: &str,
+        called_ae: &str,
+        pairs: &[(String, String)],
+        max_pdu_length: u32,
+        timeout: Duration,
+    ) -> Result<StoreScu, DimseError> {
+        let proposed = propose(pairs);
+        let request = Request {
+            calling_ae,
+            called_ae,
+            proposed: &proposed,
+            extra: Vec::new(),
+            max_pdu_length,
+            timeout,
+        };
+        let association = request.negotiate(stream, addr).await?;
 
         Ok(StoreScu {
             association,
@@ -168,6 +191,21 @@ pub async fn open_association(
     max_pdu_length: u32,
     timeout: Duration,
 ) -> Result<Association, DimseError> {
+    let stream = dial(addr, called_ae, timeout).await?;
+    let request = Request {
+        calling_ae,
+        called_ae,
+        proposed,
+        extra,
+        max_pdu_length,
+        timeout,
+    };
+    request.negotiate(stream, addr).await
+}
+
+/// Opens the TCP connection of an association to `called_ae` at `addr`,
+/// with Nagle's algorithm off.
+pub async fn dial(addr: &str, called_ae: &str, timeout: Duration) -> Result<TcpStream, DimseError> {
     let peer = format!("{called_ae}@{addr}");
     let connect = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
     let stream = match connect {
@@ -184,27 +222,48 @@ pub async fn open_association(
         }
     };
     let _ = stream.set_nodelay(true);
-    let mut association = Association::new(stream, peer, BytesMut::new());
+    Ok(stream)
+}
 
-    let mut user_variables = vec![
-        UserVariableItem::MaxLength(max_pdu_length),
-        UserVariableItem::ImplementationClassUID(classes::IMPLEMENTATION_CLASS_UID.into()),
-        UserVariableItem::ImplementationVersionName(classes::IMPLEMENTATION_VERSION_NAME.into()),
-    ];
-    user_variables.extend(extra);
-    let request = AssociationRQ {
-        protocol_version: 1,
-        calling_ae_title: calling_ae.to_string(),
-        called_ae_title: called_ae.to_string(),
-        application_context_name: classes::APPLICATION_CONTEXT.to_string(),
-        presentation_contexts: proposed.to_vec(),
-        user_variables,
-    };
-    association.write_pdu(&Pdu::AssociationRQ(request)).await?;
-    let answer = association.read_pdu(timeout, "A-ASSOCIATE-AC").await?;
-    accept_answer(&mut association, answer, proposed, max_pdu_length)?;
-    association.idle_timeout = timeout;
-    Ok(association)
+/// The A-ASSOCIATE-RQ of an association this node requests.
+struct Request<'a> {
+    calling_ae: &'a str,
+    called_ae: &'a str,
+    proposed: &'a [PresentationContextProposed],
+    extra: Vec<UserVariableItem>,
+    max_pdu_length: u32,
+    timeout: Duration,
+}
+
+impl Request<'_> {
+    /// Sends the request over `stream` and reads the peer's A-ASSOCIATE-AC or -RJ.
+    async fn negotiate(self, stream: TcpStream, addr: &str) -> Result<Association, DimseError> {
+        let peer = format!("{}@{addr}", self.called_ae);
+        let mut association = Association::new(stream, peer, BytesMut::new());
+
+        let mut user_variables = vec![
+            UserVariableItem::MaxLength(self.max_pdu_length),
+            UserVariableItem::ImplementationClassUID(classes::IMPLEMENTATION_CLASS_UID.into()),
+            UserVariableItem::ImplementationVersionName(
+                classes::IMPLEMENTATION_VERSION_NAME.into(),
+            ),
+        ];
+        user_variables.extend(self.extra);
+        let request = AssociationRQ {
+            protocol_version: 1,
+            calling_ae_title: self.calling_ae.to_string(),
+            called_ae_title: self.called_ae.to_string(),
+            application_context_name: classes::APPLICATION_CONTEXT.to_string(),
+            presentation_contexts: self.proposed.to_vec(),
+            user_variables,
+        };
+        association.write_pdu(&Pdu::AssociationRQ(request)).await?;
+
+        let answer = association.read_pdu(self.timeout, "A-ASSOCIATE-AC").await?;
+        accept_answer(&mut association, answer, self.proposed, self.max_pdu_length)?;
+        association.idle_timeout = self.timeout;
+        Ok(association)
+    }
 }
 
 /// Splits (SOP class, transfer syntax) pairs into the batches of one
