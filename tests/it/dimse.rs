@@ -258,6 +258,42 @@ async fn dimse_store_peers_and_bad_input() {
     assert_eq!(partial.records.len(), 0, "a partial C-STORE was stored");
 }
 
+/// A leader that lost its quorum cannot commit. A C-STORE to it fails with
+/// 0xA700 and an Error Comment that names the instance once the commit
+/// timeout of 30 s has passed, rather than leaving the requester waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dimse_store_without_quorum_times_out() {
+    // With one copy of each blob, the leader stores the blob alone and the
+    // store waits for the commit, not for replicas.
+    let cluster = TestCluster::start(3, 9500, &["--replication-factor", "1"]);
+    let first = cluster.nodes()[0].grpc_addr.clone();
+    let leader = cluster.node(status(&first).await.leader_id);
+
+    eprintln!("phase: SIGKILL both followers of leader {}", leader.node_id);
+    for node in cluster.nodes() {
+        if node.node_id != leader.node_id {
+            cluster.kill(node.node_id);
+        }
+    }
+
+    eprintln!("phase: C-STORE to the leader fails once the commit times out");
+    let generated = generated(cluster.dir.path(), 95, 1, 1);
+    let uid = "1.2.826.0.1.3680043.8.498.85000095";
+    let file = copy_with_new_uid(&generated[0].0, cluster.dir.path(), uid);
+    let (host, port) = host_port(&leader.dimse_addr);
+    let started = std::time::Instant::now();
+    let results = interop("store.py", &[&host, &port, &leader.ae_title, &file]);
+    let elapsed = started.elapsed();
+
+    assert_eq!(results[0]["status"], 0xA700, "{results}");
+    let comment = results[0]["comment"].as_str().unwrap_or_default();
+    assert!(comment.ends_with(uid), "{comment}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(90),
+        "the C-STORE took {elapsed:?}"
+    );
+}
+
 /// Writes a copy of a Part 10 file under a new SOP Instance UID, keeping
 /// its transfer syntax and pixel data, and returns the copy's path.
 fn copy_with_new_uid(path: &str, dir: &std::path::Path, uid: &str) -> String {

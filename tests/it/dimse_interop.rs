@@ -12,6 +12,8 @@ use crate::harness::*;
 const ASSOCIATIONS: usize = 32;
 /// Where commit.py listens for results sent on a new association.
 const COMMIT_LISTEN_PORT: u16 = 8790;
+/// Where reactor_race.py runs its own Storage SCP.
+const REACTOR_RACE_PORT: u16 = 8791;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dimse_concurrency_commitment_and_cancel() {
@@ -163,4 +165,24 @@ async fn dimse_concurrency_commitment_and_cancel() {
         .output()
         .expect("storescu runs");
     assert!(storescu.status.success(), "{}", output_text(&storescu));
+}
+
+/// store.py keeps pynetdicom's reactor thread from taking a C-STORE response
+/// off the queue before send_c_store does. Without that, a response that came
+/// back fast was dropped now and then, and the store waited for its DIMSE
+/// timeout although the node had sent the response. The script forces the
+/// schedule that loses the response, against an SCP of its own.
+#[test]
+fn pynetdicom_store_response_reaches_caller() {
+    let port = REACTOR_RACE_PORT.to_string();
+
+    let race = interop("reactor_race.py", &[&port]);
+
+    assert_eq!(race["lost_with_workaround"], 0, "{race}");
+    let lost = race["lost_without_workaround"].as_u64().unwrap_or(0);
+    assert!(
+        lost > 0,
+        "the forced schedule lost no response without the workaround, so this \
+         pynetdicom may no longer need scu_reactor.py: {race}"
+    );
 }

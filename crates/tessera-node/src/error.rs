@@ -44,6 +44,12 @@ pub enum NodeError {
     )]
     NoLeader,
 
+    #[error(
+        "commit of the event timed out after {seconds} s; it may still be applied, \
+         so retry the request"
+    )]
+    CommitTimeout { seconds: u64 },
+
     #[error("raft {operation} failed: {reason}")]
     Raft {
         operation: &'static str,
@@ -84,6 +90,7 @@ impl NodeError {
         matches!(
             self,
             NodeError::NoLeader
+                | NodeError::CommitTimeout { .. }
                 | NodeError::PeerUnreachable { .. }
                 | NodeError::TooFewReplicas { .. }
                 | NodeError::NoReplica { .. }

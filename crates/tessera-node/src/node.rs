@@ -20,6 +20,16 @@ use crate::{NodeConfig, NodeError};
 /// How long a write waits for a leader before it fails as unavailable.
 const PROPOSE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// How long one proposal waits to be committed and applied before the write
+/// fails as unavailable. A leader without a quorum would otherwise keep the
+/// caller waiting for ever. The entry may still commit later, so a client
+/// that stores the same instance again finds it stored.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+// A proposal that timed out is past PROPOSE_DEADLINE, so `propose` does not
+// append the same event a second time.
+const _: () = assert!(COMMIT_TIMEOUT.as_secs() > PROPOSE_DEADLINE.as_secs());
+
 pub struct Node {
     pub config: NodeConfig,
     pub raft: Raft,
@@ -114,10 +124,13 @@ impl Node {
 
     /// Proposes an event, forwarding to the leader when this node is not it,
     /// and returns once the event is committed and applied on the leader.
+    ///
+    /// Fails with [`NodeError::CommitTimeout`] when that takes longer than
+    /// `COMMIT_TIMEOUT`, and the event may then still be applied later.
     pub async fn propose(&self, event: Event) -> Result<ApplyResult, NodeError> {
         let deadline = Instant::now() + PROPOSE_DEADLINE;
         loop {
-            let error = match self.try_propose(&event).await {
+            let error = match self.try_propose_within(&event, COMMIT_TIMEOUT).await {
                 Ok(result) => return Ok(result),
                 Err(error) => error,
             };
@@ -126,6 +139,20 @@ impl Node {
             }
             tracing::debug!(%error, "retrying proposal");
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs one proposal attempt, local or forwarded, for at most `timeout`.
+    async fn try_propose_within(
+        &self,
+        event: &Event,
+        timeout: Duration,
+    ) -> Result<ApplyResult, NodeError> {
+        match tokio::time::timeout(timeout, self.try_propose(event)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(NodeError::CommitTimeout {
+                seconds: timeout.as_secs(),
+            }),
         }
     }
 

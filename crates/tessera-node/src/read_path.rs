@@ -4,6 +4,7 @@
 //! resumes at the same chunk on the next one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -15,6 +16,12 @@ use tokio::sync::mpsc;
 use crate::convert::manifest_from_proto;
 use crate::node::Node;
 use crate::NodeError;
+
+/// Time a replica may take to send the next part of a blob (its manifest or
+/// one chunk of at most 64 MiB) before the read moves on to the next replica.
+/// A peer that stalls while its connection stays up would otherwise hold the
+/// read, and a store that compares a resent instance, for ever.
+const REPLICA_PART_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Progress of a read: chunks already delivered and the hash so far.
 struct ReadProgress {
@@ -148,16 +155,20 @@ impl Node {
             blob_id: blob.as_bytes().to_vec(),
             first_chunk: progress.next_chunk,
         };
-        let mut stream = self
-            .peers
-            .client(&addr)
-            .get_blob(request)
+        let stalled = || unreachable(format!("sent nothing for {REPLICA_PART_TIMEOUT:?}"));
+        let mut client = self.peers.client(&addr);
+        let mut stream = tokio::time::timeout(REPLICA_PART_TIMEOUT, client.get_blob(request))
             .await
+            .map_err(|_| stalled())?
             .map_err(|s| unreachable(s.message().to_string()))?
             .into_inner();
 
         let mut manifest = None;
-        while let Some(message) = stream.next().await {
+        loop {
+            let next = tokio::time::timeout(REPLICA_PART_TIMEOUT, stream.next()).await;
+            let Some(message) = next.map_err(|_| stalled())? else {
+                break;
+            };
             let message = message.map_err(|s| unreachable(s.message().to_string()))?;
             match message.part {
                 Some(blob_chunk::Part::Manifest(proto)) => {

@@ -174,7 +174,7 @@ fn status_of(session: &Session, result: &IngestResult, sop_instance: &str) -> (u
             );
             (
                 status::OUT_OF_RESOURCES,
-                "archive unavailable, retry later".into(),
+                format!("archive unavailable, retry later: {sop_instance}"),
             )
         }
         _ if is_conflict(session, result, sop_instance) => {
