@@ -26,6 +26,8 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
 )
 
+from scu_reactor import leave_responses_to_caller
+
 
 def parse_args():
     parser = argparse.ArgumentParser()
@@ -87,6 +89,7 @@ def main():
     if not assoc.is_established:
         json.dump({"error": "association failed"}, sys.stdout)
         return
+    leave_responses_to_caller(assoc)
     matches = []
     final = None
     comment = None

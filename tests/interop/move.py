@@ -23,6 +23,8 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from scu_reactor import leave_responses_to_caller
+
 
 def parse_args():
     parser = argparse.ArgumentParser()
@@ -86,6 +88,7 @@ def main():
     if not assoc.is_established:
         json.dump({"error": "association failed"}, sys.stdout)
         return
+    leave_responses_to_caller(assoc)
     if args.destination:
         responses = assoc.send_c_move(identifier, args.destination, model)
     else:

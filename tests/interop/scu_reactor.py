@@ -18,11 +18,12 @@ archive already stores) and a busy machine make the gap matter.
 def leave_responses_to_caller(assoc):
     """Makes the reactor of `assoc` take no message off the DIMSE queue.
 
-    Only for an association whose peer sends no requests, such as a
-    Storage SCU's: every message that arrives is then a response, and it
-    stays queued for the send_* call that waits for it with
-    get_msg(block=True). In pynetdicom 3.0.4 the reactor is the only
-    caller of get_msg(block=False).
+    Only for an association whose every message arrives while a send_*
+    call waits for it with get_msg(block=True): a Storage, Query or
+    Retrieve SCU's, where send_c_get also reads the C-STORE requests of
+    its sub-operations. The messages stay queued for that call. In
+    pynetdicom 3.0.4 the reactor is the only caller of
+    get_msg(block=False).
     """
     dimse = assoc.dimse
     take = dimse.get_msg
