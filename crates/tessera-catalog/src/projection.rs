@@ -200,9 +200,9 @@ pub(crate) fn study_index_keys(study: &StudyRecord) -> Vec<Vec<u8>> {
         join_key(&[INDEX_ACCESSION, &study.accession_number, uid]),
         join_key(&[INDEX_PATIENT_NAME, &name, uid]),
     ];
-    // TODO: studies indexed before these rows existed lack them, so a name
-    // query finds such a study only through its first value until it is
-    // indexed again.
+    // TODO: studies indexed before these rows existed lack them, and nothing
+    // adds them later, so a name query reaches such a study only through its
+    // first value. A one-time pass over the studies at open would add them.
     for value in name.split('\\').skip(1).filter(|value| !value.is_empty()) {
         keys.push(join_key(&[INDEX_PATIENT_NAME, value, uid]));
     }

@@ -14,10 +14,11 @@ mod watch;
 
 use clap::{Parser, Subcommand};
 
-/// Allocator of the whole process. With glibc's malloc a node's resident
-/// memory grew with the archive, because its per-thread arenas kept most of
-/// the freed memory. jemalloc returns unused pages to the system after its
-/// decay time (10 s by default).
+/// Allocator of the whole process. With glibc's malloc most of a large
+/// node's resident memory was freed memory that its per-thread arenas kept
+/// (1.89 GB held, 0.41 GB in use at 490,000 instances). jemalloc returns
+/// unused pages after its decay time (10 s by default), checked as the node
+/// allocates, because its background threads are off.
 #[cfg(all(unix, not(target_env = "musl")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
