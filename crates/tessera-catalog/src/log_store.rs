@@ -125,8 +125,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_meta(KEY_VOTE)
     }
 
+    /// Saves the commit index without a sync, because openraft treats it as
+    /// optional: a stale one only makes a restart apply fewer entries before
+    /// the leader's next message. The next synced log write persists it.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_COMMITTED, &committed)
+        let bytes = bincode::serialize(&committed).expect("raft metadata always serializes");
+        self.db
+            .put_cf(&db::cf(&self.db, CF_RAFT), KEY_COMMITTED, bytes)
+            .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
