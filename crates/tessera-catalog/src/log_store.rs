@@ -44,12 +44,24 @@ impl LogStore {
     }
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
+        self.write_meta(key, value, true)
+    }
+
+    /// Writes a metadata value, synced when `sync` is set.
+    fn write_meta<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        value: &T,
+        sync: bool,
+    ) -> Result<(), StorageError> {
         let bytes = bincode::serialize(value).expect("raft metadata always serializes");
-        db::blocking(|| {
-            self.db
-                .put_cf_opt(&db::cf(&self.db, CF_RAFT), key, bytes, &synced())
-        })
-        .map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
+        let family = db::cf(&self.db, CF_RAFT);
+        let written = if sync {
+            db::blocking(|| self.db.put_cf_opt(&family, key, bytes, &synced()))
+        } else {
+            self.db.put_cf(&family, key, bytes)
+        };
+        written.map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
         Ok(())
     }
 
@@ -126,13 +138,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     /// Saves the commit index without a sync, because openraft treats it as
-    /// optional: a stale one only makes a restart apply fewer entries before
-    /// the leader's next message. The next synced log write persists it.
+    /// optional. A stale one only means that a restarted node applies fewer
+    /// entries until it learns the commit index again, and the next synced
+    /// log write persists it anyway.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let bytes = bincode::serialize(&committed).expect("raft metadata always serializes");
-        self.db
-            .put_cf(&db::cf(&self.db, CF_RAFT), KEY_COMMITTED, bytes)
-            .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
+        self.write_meta(KEY_COMMITTED, &committed, false)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
